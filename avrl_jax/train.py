@@ -1,0 +1,136 @@
+"""The pretraining loop: mesh, input pipeline, model and optimizer, update step, metrics.
+
+`train_and_evaluate(config, workdir)` reads top to bottom; the math lives in `train_step`.
+"""
+
+import json
+import logging
+import os
+
+import jax
+import numpy as np
+from clu import parameter_overview
+from flax import nnx
+
+from avrl_jax import sharding
+from avrl_jax.config_validation import validate_config
+from avrl_jax.data import pipeline
+from avrl_jax.metrics_writer import MetricWriter
+from avrl_jax.models.bootstrapper import build_model, count_params
+from avrl_jax.models.params import to_plain_params
+from avrl_jax.optimizer import learning_rate_schedule, make_optimizer
+from avrl_jax.progress import Progress
+from avrl_jax.train_step import init_state, make_update_step
+
+# Each stream gets its own shuffle seed so the two batches of a step hold different images.
+STREAM_SEED_OFFSETS = {"annotation": 0, "bootstrap": 1}
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Raised when a loss or gradient norm becomes NaN or Inf."""
+
+
+def write_config(config, workdir: str) -> None:
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+        json.dump(config.to_dict(), f, indent=2, sort_keys=True, default=str)
+
+
+def make_streams(config) -> dict[str, pipeline.grain.IterDataset]:
+    """The annotation and bootstrap streams (per-host slices of their global batches)."""
+    data = config.data
+    source = pipeline.make_source(data.name, "train", **data.source_kwargs)
+    sizes = {"annotation": config.annotation_batch_size}
+    if config.objective.ab_weight > 0:
+        sizes["bootstrap"] = config.bootstrap_batch_size
+    return {
+        name: pipeline.make_dataset(
+            source,
+            global_batch_size=size,
+            seed=config.seed + STREAM_SEED_OFFSETS[name],
+            process_index=jax.process_index(),
+            process_count=jax.process_count(),
+            worker_count=data.worker_count,
+            fields=("image", "index", "label"),
+        )
+        for name, size in sizes.items()
+    }
+
+
+def first_non_finite(window: list[dict], first_step: int) -> tuple[int, str] | None:
+    """(step, metric) of the first NaN/Inf loss or gradient norm in a window of metrics."""
+    for offset, metrics in enumerate(window):
+        for name in ("loss", "grad_norm"):
+            if not np.isfinite(metrics[name]):
+                return first_step + offset, name
+    return None
+
+
+def summarise(window: list[dict]) -> dict[str, float]:
+    return {k: float(np.mean([m[k] for m in window])) for k in window[0]}
+
+
+def train_and_evaluate(config, workdir: str):
+    """Pretrains for `config.total_steps` and returns the final train state."""
+    # --- Mesh and config checks -------------------------------------------------------------
+    mesh = sharding.make_mesh(config.mesh)
+    validate_config(
+        config, batch_shards=sharding.batch_shards(mesh), process_count=jax.process_count()
+    )
+    is_main = jax.process_index() == 0
+    os.makedirs(workdir, exist_ok=True)
+    if is_main:
+        write_config(config, workdir)
+    writer = MetricWriter(workdir, enabled=is_main)
+
+    # --- Input pipeline ---------------------------------------------------------------------
+    iterators = {name: iter(ds) for name, ds in make_streams(config).items()}
+
+    # --- Model and optimizer ----------------------------------------------------------------
+    model = build_model(config, nnx.Rngs(config.seed))
+    graphdef, params = to_plain_params(model)
+    overview = parameter_overview.get_parameter_overview(params)
+    logging.info("Parameters (%d):\n%s", count_params(params), overview)
+    writer.write_text("parameters", f"```\n{overview}\n```")
+    optimizer = make_optimizer(config)
+    schedule = learning_rate_schedule(config)
+
+    # --- Sharding and the update step -------------------------------------------------------
+    replicated = sharding.replicated(mesh)
+    state = jax.device_put(init_state(graphdef, params, optimizer, config.seed), replicated)
+    update = jax.jit(
+        make_update_step(graphdef, config, optimizer),
+        in_shardings=(replicated, sharding.batch_sharding(mesh)),
+        out_shardings=(replicated, replicated),
+        donate_argnums=0,
+    )
+
+    # --- Loop -------------------------------------------------------------------------------
+    images_per_step = config.annotation_batch_size + (
+        config.bootstrap_batch_size if "bootstrap" in iterators else 0
+    )
+    start_step = int(state.step)
+    progress = Progress(config.total_steps, images_per_step, start_step)
+    window, window_start = [], start_step
+    for step in range(start_step, config.total_steps):
+        local = {name: next(it) for name, it in iterators.items()}
+        state, metrics = update(state, sharding.global_batch(local, mesh))
+        window.append(metrics)
+        done = step + 1
+        if done % config.log_every == 0 or done == config.total_steps:
+            window = jax.device_get(window)
+            bad = first_non_finite(window, window_start + 1)
+            if bad is not None:
+                raise NonFiniteLossError(
+                    f"{bad[1]} became NaN/Inf at step {bad[0]}; stopping (lower "
+                    f"optimizer.learning_rate or check the data)"
+                )
+            scalars = summarise(window)
+            scalars["learning_rate"] = float(schedule(done - 1))
+            perf = progress.update(done)
+            writer.write_scalars(done, {**scalars, **perf})
+            if is_main:
+                shown = {k: scalars[k] for k in ("loss", "base/loss", "ab/loss") if k in scalars}
+                print(progress.line(done, perf, shown), flush=True)
+            window, window_start = [], done
+    writer.close()
+    return state

@@ -1,0 +1,103 @@
+"""Loss math against small hand-computed cases."""
+
+import math
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from avrl_jax.objectives import base, bootstrap, ema
+
+
+def test_other_views_layout():
+    np.testing.assert_array_equal(bootstrap.other_views(3), [[1, 2], [0, 2], [0, 1]])
+
+
+def three_view_example():
+    # One image, 3 views, 2 annotations.
+    rewards = jnp.array([[[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]]])  # p(l | x_j)  [1, 3, 2]
+    next_values = jnp.array(  # Q(l | x_j, a_jk) for the two other views k of j  [1, 3, 2, 2]
+        [[[[0.6, 0.4], [0.3, 0.7]], [[0.1, 0.9], [0.8, 0.2]], [[0.5, 0.5], [0.4, 0.6]]]]
+    )
+    return rewards, next_values
+
+
+def test_bootstrap_targets_gamma_zero_is_next_view_reward():
+    rewards, next_values = three_view_example()
+    y = bootstrap.bootstrap_targets(rewards, next_values, 0.0, "softmax")
+    # View 0's slots hold views 1 and 2; view 1's hold 0 and 2; view 2's hold 0 and 1.
+    expected = [[[0.2, 0.8], [0.5, 0.5]], [[0.9, 0.1], [0.5, 0.5]], [[0.9, 0.1], [0.2, 0.8]]]
+    np.testing.assert_allclose(y[0], expected, rtol=1e-6)
+
+
+def test_bootstrap_targets_gamma_half_by_hand():
+    rewards, next_values = three_view_example()
+    y = bootstrap.bootstrap_targets(rewards, next_values, 0.5, "softmax")
+    # v_j = 0.5 r_j + 0.5 max_k Q(x_j, a_jk), per annotation, then renormalised.
+    v = {
+        0: [0.5 * 0.9 + 0.5 * 0.6, 0.5 * 0.1 + 0.5 * 0.7],  # [0.75, 0.40]
+        1: [0.5 * 0.2 + 0.5 * 0.8, 0.5 * 0.8 + 0.5 * 0.9],  # [0.50, 0.85]
+        2: [0.5 * 0.5 + 0.5 * 0.5, 0.5 * 0.5 + 0.5 * 0.6],  # [0.50, 0.55]
+    }
+    norm = {j: np.array(x) / sum(x) for j, x in v.items()}
+    expected = [[norm[1], norm[2]], [norm[0], norm[2]], [norm[0], norm[1]]]
+    np.testing.assert_allclose(y[0], expected, rtol=1e-6)
+    # BCE keeps the unnormalised per-annotation values.
+    y_bce = bootstrap.bootstrap_targets(rewards, next_values, 0.5, "bce")
+    np.testing.assert_allclose(y_bce[0, 0, 0], v[1], rtol=1e-6)
+
+
+def test_bootstrap_loss_is_minimised_at_the_target():
+    target = jnp.array([[0.7, 0.2, 0.1]])
+    at_target = bootstrap.bootstrap_loss(jnp.log(target), target, "softmax")
+    entropy = -np.sum(np.array(target) * np.log(np.array(target)))
+    np.testing.assert_allclose(at_target, entropy, rtol=1e-5)
+    elsewhere = bootstrap.bootstrap_loss(jnp.zeros((1, 3)), target, "softmax")
+    assert elsewhere > at_target
+    bce = bootstrap.bootstrap_loss(jnp.array([[0.0]]), jnp.array([[0.5]]), "bce")
+    np.testing.assert_allclose(bce, math.log(2.0), rtol=1e-6)
+
+
+def test_unknown_divergence_names_field():
+    with pytest.raises(ValueError, match=r"objective.divergence='kl'.*softmax"):
+        bootstrap.bootstrap_loss(jnp.zeros((1, 2)), jnp.ones((1, 2)) / 2, "kl")
+
+
+def test_info_nce_two_by_two_by_hand():
+    logits = jnp.array([[2.0, 0.0], [1.0, 3.0]])
+    loss, accuracy = base.info_nce(logits)
+    rows = [-(2 - math.log(math.e**2 + 1)), -(3 - math.log(math.e + math.e**3))]
+    cols = [-(2 - math.log(math.e**2 + math.e)), -(3 - math.log(1 + math.e**3))]
+    np.testing.assert_allclose(loss, 0.5 * (np.mean(rows) + np.mean(cols)), rtol=1e-6)
+    assert accuracy == 1.0
+
+
+def test_label_cross_entropy_by_hand():
+    logits = jnp.array([[0.0, math.log(3.0)]])
+    loss, accuracy = base.label_cross_entropy(logits, jnp.array([0]))
+    np.testing.assert_allclose(loss, math.log(4.0), rtol=1e-6)
+    assert accuracy == 0.0
+
+
+def test_annotation_logits_scale_cosines():
+    q = jnp.array([[1.0, 0.0]])
+    psi = jnp.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    np.testing.assert_allclose(base.annotation_logits(q, psi, 10.0), [[10.0, 0.0, -10.0]])
+
+
+def test_ema_schedule_end_points():
+    kwargs = dict(base=0.996, final=1.0, total_steps=101, schedule="cosine")
+    np.testing.assert_allclose(ema.ema_momentum(0, **kwargs), 0.996, rtol=1e-7)
+    np.testing.assert_allclose(ema.ema_momentum(50, **kwargs), 0.998, rtol=1e-7)
+    np.testing.assert_allclose(ema.ema_momentum(100, **kwargs), 1.0, rtol=1e-7)
+    constant = dict(kwargs, schedule="constant")
+    np.testing.assert_allclose(ema.ema_momentum(100, **constant), 0.996, rtol=1e-7)
+    with pytest.raises(ValueError, match="ema.schedule='step'"):
+        ema.ema_momentum(0, **dict(kwargs, schedule="step"))
+
+
+def test_ema_update():
+    target = {"w": jnp.array([1.0, 2.0])}
+    online = {"w": jnp.array([3.0, 6.0])}
+    out = ema.ema_update(target, online, 0.75)
+    np.testing.assert_allclose(out["w"], [1.5, 3.0])
