@@ -25,7 +25,7 @@ INSTALL_REQUIRES = [
 setuptools.setup(
     name="avrl_jax",
     version="0.1.0",
-    description="Annotation bootstrapping: visual pre-training on unlabeled images with RL, in JAX.",
+    description="Annotation bootstrapping: visual pre-training with RL on unlabeled images.",
     packages=setuptools.find_packages(include=["avrl_jax", "avrl_jax.*"]),
     python_requires=">=3.11",
     install_requires=INSTALL_REQUIRES,

@@ -41,8 +41,10 @@ def validate_config(config, *, batch_shards: int, process_count: int = 1) -> Non
         _positive(field, config[field])
     for field in ("annotation_batch_size", "bootstrap_batch_size"):
         size = config[field]
-        for divisor, what in ((batch_shards, "devices in the batch mesh axes"),
-                              (process_count, "processes")):
+        for divisor, what in (
+            (batch_shards, "devices in the batch mesh axes"),
+            (process_count, "processes"),
+        ):
             if size % divisor:
                 raise ValueError(
                     f"{field}={size} is not divisible by the {divisor} {what}; "

@@ -18,19 +18,17 @@ BATCH_AXES = ("data", "fsdp")
 def mesh_shape(mesh_config, device_count: int) -> tuple[int, ...]:
     """Sizes of (data, fsdp); one axis may be -1, meaning 'all remaining devices'."""
     sizes = [int(mesh_config[axis]) for axis in MESH_AXES]
+    named = lambda: ", ".join(f"mesh.{a}={s}" for a, s in zip(MESH_AXES, sizes, strict=True))
     if sizes.count(-1) > 1:
-        raise ValueError(f"mesh: at most one axis may be -1, got {dict(zip(MESH_AXES, sizes))}")
+        raise ValueError(f"at most one mesh axis may be -1, got {named()}")
     known = int(np.prod([s for s in sizes if s != -1]))
     if -1 in sizes:
         if device_count % known:
-            raise ValueError(
-                f"mesh: {dict(zip(MESH_AXES, sizes))} does not divide {device_count} devices"
-            )
+            raise ValueError(f"{named()} does not divide {device_count} devices")
         sizes[sizes.index(-1)] = device_count // known
     if int(np.prod(sizes)) != device_count:
         raise ValueError(
-            f"mesh: {dict(zip(MESH_AXES, sizes))} needs {int(np.prod(sizes))} devices, "
-            f"but {device_count} are available"
+            f"{named()} needs {int(np.prod(sizes))} devices, but {device_count} are available"
         )
     return tuple(sizes)
 

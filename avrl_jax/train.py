@@ -3,9 +3,11 @@
 `train_and_evaluate(config, workdir)` reads top to bottom; the math lives in `train_step`.
 """
 
+import dataclasses
 import json
 import logging
 import os
+from collections.abc import Callable
 
 import jax
 import numpy as np
@@ -20,7 +22,7 @@ from avrl_jax.models.bootstrapper import build_model, count_params
 from avrl_jax.models.params import to_plain_params
 from avrl_jax.optimizer import learning_rate_schedule, make_optimizer
 from avrl_jax.progress import Progress
-from avrl_jax.train_step import init_state, make_update_step
+from avrl_jax.train_step import TrainState, init_state, make_update_step
 
 # Each stream gets its own shuffle seed so the two batches of a step hold different images.
 STREAM_SEED_OFFSETS = {"annotation": 0, "bootstrap": 1}
@@ -56,6 +58,33 @@ def make_streams(config) -> dict[str, pipeline.grain.IterDataset]:
     }
 
 
+@dataclasses.dataclass(frozen=True)
+class Trainer:
+    """What the loop (and the benchmark) needs: the sharded state and the jitted update."""
+
+    state: TrainState
+    update: Callable
+    graphdef: nnx.GraphDef
+    overview: str
+
+
+def build_trainer(config, mesh) -> Trainer:
+    """Model, optimizer, replicated train state and the jitted, sharded update step."""
+    model = build_model(config, nnx.Rngs(config.seed))
+    graphdef, params = to_plain_params(model)
+    overview = parameter_overview.get_parameter_overview(params)
+    optimizer = make_optimizer(config)
+    replicated = sharding.replicated(mesh)
+    state = jax.device_put(init_state(graphdef, params, optimizer, config.seed), replicated)
+    update = jax.jit(
+        make_update_step(graphdef, config, optimizer),
+        in_shardings=(replicated, sharding.batch_sharding(mesh)),
+        out_shardings=(replicated, replicated),
+        donate_argnums=0,
+    )
+    return Trainer(state=state, update=update, graphdef=graphdef, overview=overview)
+
+
 def first_non_finite(window: list[dict], first_step: int) -> tuple[int, str] | None:
     """(step, metric) of the first NaN/Inf loss or gradient norm in a window of metrics."""
     for offset, metrics in enumerate(window):
@@ -85,24 +114,12 @@ def train_and_evaluate(config, workdir: str):
     # --- Input pipeline ---------------------------------------------------------------------
     iterators = {name: iter(ds) for name, ds in make_streams(config).items()}
 
-    # --- Model and optimizer ----------------------------------------------------------------
-    model = build_model(config, nnx.Rngs(config.seed))
-    graphdef, params = to_plain_params(model)
-    overview = parameter_overview.get_parameter_overview(params)
-    logging.info("Parameters (%d):\n%s", count_params(params), overview)
-    writer.write_text("parameters", f"```\n{overview}\n```")
-    optimizer = make_optimizer(config)
+    # --- Model, optimizer, sharding and the update step ------------------------------------
+    trainer = build_trainer(config, mesh)
+    logging.info("Parameters (%d):\n%s", count_params(trainer.state.params), trainer.overview)
+    writer.write_text("parameters", f"```\n{trainer.overview}\n```")
+    state, update = trainer.state, trainer.update
     schedule = learning_rate_schedule(config)
-
-    # --- Sharding and the update step -------------------------------------------------------
-    replicated = sharding.replicated(mesh)
-    state = jax.device_put(init_state(graphdef, params, optimizer, config.seed), replicated)
-    update = jax.jit(
-        make_update_step(graphdef, config, optimizer),
-        in_shardings=(replicated, sharding.batch_sharding(mesh)),
-        out_shardings=(replicated, replicated),
-        donate_argnums=0,
-    )
 
     # --- Loop -------------------------------------------------------------------------------
     images_per_step = config.annotation_batch_size + (

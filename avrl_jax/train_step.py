@@ -13,10 +13,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from avrl_jax.env import boxes as env_boxes
-from avrl_jax.env import render as env_render
-from avrl_jax.env import views as env_views
+from avrl_jax.env.boxes import sample_views
+from avrl_jax.env.render import augment, normalize, render
 from avrl_jax.env.tokens import ActionBins
+from avrl_jax.env.views import episode_key, sample_episode
 from avrl_jax.models.params import from_plain_params
 from avrl_jax.objectives import base as base_losses
 from avrl_jax.objectives import bootstrap
@@ -41,7 +41,7 @@ class TrainState:
 def stream_keys(seed: int, stream: int, index: jax.Array) -> jax.Array:
     """One key per example: fold_in(fold_in(key(seed), stream), index). index: int [N]."""
     stream_key = jax.random.fold_in(jax.random.key(seed), stream)
-    return jax.vmap(lambda i: env_views.episode_key(stream_key, i))(index)
+    return jax.vmap(lambda i: episode_key(stream_key, i))(index)
 
 
 def bootstrap_episodes(config, canvas: jax.Array, index: jax.Array) -> dict[str, jax.Array]:
@@ -51,7 +51,7 @@ def bootstrap_episodes(config, canvas: jax.Array, index: jax.Array) -> dict[str,
     """
     env = config.env
     keys = stream_keys(config.seed, BOOTSTRAP_STREAM, index)
-    sample = lambda key, image: env_views.sample_episode(
+    sample = lambda key, image: sample_episode(
         key,
         image,
         num_views=env.num_views,
@@ -72,14 +72,12 @@ def annotation_crops(config, canvas: jax.Array, index: jax.Array) -> jax.Array:
 
     def one_image(key, image):
         box_key, aug_key = jax.random.split(key)
-        boxes = env_boxes.sample_views(
-            box_key, num_crops, scale=tuple(crops.scale), ratio=tuple(crops.ratio)
-        )
+        boxes = sample_views(box_key, num_crops, scale=tuple(crops.scale), ratio=tuple(crops.ratio))
 
         def one_crop(key, box):
-            view = env_render.render(image, box, config.env.view_size)
-            view, _ = env_render.augment(key, view, crops.flip_prob, crops.jitter_strength)
-            return env_render.normalize(view)
+            view = render(image, box, config.env.view_size)
+            view, _ = augment(key, view, crops.flip_prob, crops.jitter_strength)
+            return normalize(view)
 
         return jax.vmap(one_crop)(jax.random.split(aug_key, num_crops), boxes)
 
@@ -128,7 +126,9 @@ def compute_losses(graphdef, config, params, target_params, batch):
     images = ann_images.reshape(-1, *ann_images.shape[2:])
     action_tokens, num_boot = None, 0
     if use_bootstrap:
-        episodes = bootstrap_episodes(config, batch["bootstrap"]["image"], batch["bootstrap"]["index"])
+        episodes = bootstrap_episodes(
+            config, batch["bootstrap"]["image"], batch["bootstrap"]["index"]
+        )
         views = episodes["views"]
         num_boot = views.shape[0]
         images = jnp.concatenate([views.reshape(-1, *views.shape[2:]), images], axis=0)
@@ -210,4 +210,3 @@ def init_state(graphdef, params, optimizer, seed: int) -> TrainState:
         opt_state=optimizer.init(params),
         rng=jax.random.key_data(jax.random.key(seed)),
     )
-

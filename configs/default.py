@@ -40,7 +40,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.env.ratio = (3 / 4, 4 / 3)
     c.env.flip_prob = 0.0  # > 0 adds a flip token to every action
     c.env.jitter_strength = 0.0
-    c.env.bins = dict(num_bins=16, center_range=(-0.5, 1.5), log_size_range=(-3.0, 3.0))
+    c.env.bins = dict(num_bins=16, center_range=(-0.5, 1.5), log_size_range=(-1.5, 1.5))
 
     # Augmented crops of the annotation batch (the base objective's own augmentations).
     c.annotation_crops = ml_collections.ConfigDict()

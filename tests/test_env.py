@@ -1,5 +1,7 @@
 """Tests of the environment: boxes, actions, tokens, rendering, augmentation and episodes."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,11 +11,15 @@ from avrl_jax import env
 
 KEY = jax.random.key(0)
 
+# Jitted once per signature: eager op-by-op dispatch is what makes small JAX tests slow.
+render = jax.jit(env.render, static_argnums=(2, 3))
+augment = jax.jit(env.augment)
+color_jitter = jax.jit(env.color_jitter)
+
 
 def _random_box_pairs(key: jax.Array, count: int) -> tuple[jax.Array, jax.Array]:
     """Pairs of boxes as the episodes sample them: f32[count, 4] each."""
-    boxes = sample_boxes = env.sample_views(key, 2 * count)
-    del sample_boxes
+    boxes = env.sample_views(key, 2 * count)
     return boxes[:count], boxes[count:]
 
 
@@ -76,7 +82,9 @@ def test_tokens_ranges_clipping_and_vocab():
     assert env.vocab_size(bins) == 16
     assert env.vocab_size(bins, with_flip=True) == 18
     np.testing.assert_array_equal(env.flip_token(jnp.array([False, True]), bins), [16, 17])
-    assert hash(bins) == hash(env.ActionBins(4, (0.0, 1.0), (-2.0, 2.0)))  # a static arg
+    # Hashable and equal when built from a config's lists: usable as a static jit argument.
+    from_config = env.ActionBins(num_bins=4, center_range=[0, 1], log_size_range=[-2, 2])
+    assert from_config == bins and hash(from_config) == hash(bins)
 
 
 def test_sample_views_in_image_and_area_in_scale():
@@ -123,7 +131,7 @@ def test_pairwise_actions_and_other_view_index():
     for i in range(n):
         for s, j in enumerate(expected_index[i]):
             np.testing.assert_allclose(
-                actions[i, s], env.relative_action(boxes[i], boxes[j]), rtol=1e-6
+                actions[i, s], env.relative_action(boxes[i], boxes[j]), rtol=1e-5, atol=1e-6
             )
 
 
@@ -141,7 +149,7 @@ def test_render_full_box_matches_jax_image_resize(antialias, out_size):
     rng = np.random.RandomState(0)
     images = [_horizontal_gradient(24, 32), rng.randint(0, 256, (24, 32, 3)).astype(np.uint8)]
     for image in images:
-        view = env.render(image, jnp.array([0.0, 0.0, 1.0, 1.0]), out_size, antialias)
+        view = render(image, jnp.array([0.0, 0.0, 1.0, 1.0]), out_size, antialias)
         expected = jax.image.resize(
             image.astype(np.float32) / 255, (out_size, out_size, 3), "linear", antialias=antialias
         )
@@ -150,7 +158,7 @@ def test_render_full_box_matches_jax_image_resize(antialias, out_size):
 
 def test_render_left_half_by_hand():
     image = np.arange(8 * 8 * 3, dtype=np.uint8).reshape(8, 8, 3)
-    view = env.render(image, jnp.array([0.0, 0.0, 1.0, 0.5]), 4, antialias=False)
+    view = render(image, jnp.array([0.0, 0.0, 1.0, 0.5]), 4, antialias=False)
     # Rows: t = (o + 0.5) / 4, pixel coordinate 8 t - 0.5 = 2 o + 0.5: the mean of rows 2o, 2o+1.
     # Columns: t = (o + 0.5) / 8, pixel coordinate o: exactly column o.
     pixels = image.astype(np.float64) / 255
@@ -161,12 +169,14 @@ def test_render_left_half_by_hand():
 def test_render_constant_and_outside_clamps_to_edge():
     image = np.full((10, 14, 3), (200, 100, 50), np.uint8)
     for box in ([0.0, 0.0, 1.0, 1.0], [0.3, 0.1, 0.4, 0.9], [-0.5, -1.0, 2.0, 1.5]):
-        view = env.render(image, jnp.array(box), 6)
-        np.testing.assert_allclose(view, np.broadcast_to([200 / 255, 100 / 255, 50 / 255], view.shape), atol=1e-6)
+        view = render(image, jnp.array(box), 6)
+        np.testing.assert_allclose(
+            view, np.broadcast_to([200 / 255, 100 / 255, 50 / 255], view.shape), atol=1e-6
+        )
 
     # Beyond the right edge the last column repeats.
     gradient = _horizontal_gradient(8, 8)
-    view = env.render(gradient, jnp.array([0.0, 1.0, 1.0, 2.0]), 4)
+    view = render(gradient, jnp.array([0.0, 1.0, 1.0, 2.0]), 4)
     np.testing.assert_allclose(view, 1.0, atol=1e-6)
 
 
@@ -174,7 +184,7 @@ def test_render_coloured_square():
     image = np.zeros((64, 64, 3), np.uint8)
     image[16:40, 24:48] = (255, 128, 0)
     box = jnp.array([16 / 64, 24 / 64, 40 / 64, 48 / 64])
-    view = np.asarray(env.render(image, box, 16))
+    view = np.asarray(render(image, box, 16))
     colour = np.array([1.0, 128 / 255, 0.0])
     close = np.all(np.abs(view - colour) < 0.02, axis=-1)
     assert close.mean() > 0.75
@@ -185,7 +195,7 @@ def test_render_coloured_square():
 def test_render_antialias_averages_fine_detail():
     # A 1-pixel checkerboard downscaled 8x: with antialias it averages to grey.
     checker = ((np.indices((64, 64)).sum(0) % 2) * 255).astype(np.uint8)[..., None].repeat(3, -1)
-    view = env.render(checker, jnp.array([0.0, 0.0, 1.0, 1.0]), 8, antialias=True)
+    view = render(checker, jnp.array([0.0, 0.0, 1.0, 1.0]), 8, antialias=True)
     np.testing.assert_allclose(view, 0.5, atol=0.02)
 
 
@@ -194,12 +204,11 @@ def test_render_antialias_averages_fine_detail():
 
 def test_color_jitter_zero_is_identity_and_flip_twice_is_identity():
     view = jax.random.uniform(KEY, (8, 6, 3))
-    np.testing.assert_array_equal(env.color_jitter(jax.random.key(5), view, 0.0), view)
-    np.testing.assert_array_equal(jax.jit(env.color_jitter)(jax.random.key(5), view, 0.0), view)
+    np.testing.assert_array_equal(color_jitter(jax.random.key(5), view, 0.0), view)
     np.testing.assert_array_equal(env.flip_left_right(env.flip_left_right(view)), view)
     np.testing.assert_array_equal(env.flip_left_right(view)[:, 0], view[:, -1])
 
-    jittered = env.color_jitter(jax.random.key(5), view, 1.0)
+    jittered = color_jitter(jax.random.key(5), view, 1.0)
     assert jittered.shape == view.shape
     assert jnp.all((jittered >= 0) & (jittered <= 1))
     assert not np.allclose(jittered, view)
@@ -208,11 +217,12 @@ def test_color_jitter_zero_is_identity_and_flip_twice_is_identity():
 def test_augment_flip_probability():
     view = jax.random.uniform(KEY, (4, 4, 3))
     keys = jax.random.split(jax.random.key(7), 256)
-    views, flipped = jax.vmap(env.augment, in_axes=(0, None, None, None))(keys, view, 0.5, 0.0)
+    views, flipped = jax.vmap(augment, in_axes=(0, None, None, None))(keys, view, 0.5, 0.0)
     assert 0.3 < float(flipped.mean()) < 0.7
-    for v, f in zip(views[:8], flipped[:8], strict=True):
-        np.testing.assert_array_equal(v, env.flip_left_right(view) if f else view)
-    _, never = jax.vmap(env.augment, in_axes=(0, None, None, None))(keys, view, 0.0, 0.0)
+    view = np.asarray(view)
+    for v, f in zip(np.asarray(views[:8]), np.asarray(flipped[:8]), strict=True):
+        np.testing.assert_array_equal(v, view[:, ::-1] if f else view)
+    _, never = jax.vmap(augment, in_axes=(0, None, None, None))(keys, view, 0.0, 0.0)
     assert not never.any()
 
 
@@ -234,14 +244,18 @@ def _canvases(count: int) -> np.ndarray:
 
 def test_sample_episode_shapes_and_consistency():
     canvas = _canvases(1)[0]
-    episode = env.sample_episode(env.episode_key(KEY, 3), canvas, **EPISODE)
+    episode = jax.jit(functools.partial(env.sample_episode, **EPISODE))(
+        env.episode_key(KEY, 3), canvas
+    )
     n = 4
     assert episode["boxes"].shape == (n, 4)
     assert episode["views"].shape == (n, 16, 16, 3) and episode["views"].dtype == jnp.float32
     assert episode["actions"].shape == (n, n - 1, 4)
     assert episode["tokens"].shape == (n, n - 1, 5) and episode["tokens"].dtype == jnp.int32
     bins = env.ActionBins()
-    np.testing.assert_array_equal(episode["tokens"][..., :4], env.tokenize(episode["actions"], bins))
+    np.testing.assert_array_equal(
+        episode["tokens"][..., :4], env.tokenize(episode["actions"], bins)
+    )
     assert np.all(episode["tokens"] < env.vocab_size(bins, with_flip=True))
 
     # Actions are in each source view's displayed frame: cx is mirrored when view i is flipped.
@@ -253,11 +267,13 @@ def test_sample_episode_shapes_and_consistency():
     np.testing.assert_array_equal(episode["tokens"][..., 4], 4 * bins.num_bins + relative)
 
     # Without augmentation the views are exactly the normalised renders of the boxes.
-    plain = env.sample_episode(env.episode_key(KEY, 3), canvas, num_views=n, out_size=16)
+    plain = jax.jit(functools.partial(env.sample_episode, num_views=n, out_size=16))(
+        env.episode_key(KEY, 3), canvas
+    )
     assert plain["tokens"].shape == (n, n - 1, 4)
     np.testing.assert_allclose(plain["actions"], env.pairwise_actions(plain["boxes"]))
-    render = env.normalize(env.render(canvas, plain["boxes"][2], 16))
-    np.testing.assert_allclose(plain["views"][2], render, atol=1e-6)
+    expected_view = env.normalize(render(canvas, plain["boxes"][2], 16, True))
+    np.testing.assert_allclose(plain["views"][2], expected_view, atol=1e-6)
 
 
 def test_sample_episode_depends_only_on_the_example_index():
@@ -268,15 +284,16 @@ def test_sample_episode_depends_only_on_the_example_index():
         keys = jax.vmap(lambda i: env.episode_key(KEY, i))(keys_index)
         return jax.vmap(lambda k, c: env.sample_episode(k, c, **EPISODE))(keys, images)
 
+    # Eager, alone; and under jit as the first example of a reversed, vmapped batch.
     alone = env.sample_episode(env.episode_key(KEY, 12), canvases[2], **EPISODE)
-    # The same example at another batch position (first of a reversed batch), under jit.
     batched = jax.jit(batch)(jnp.asarray(indices[::-1], jnp.int32), canvases[::-1])
-    jitted = jax.jit(lambda c: env.sample_episode(env.episode_key(KEY, 12), c, **EPISODE))(
-        canvases[2]
-    )
-    for name, value in alone.items():
-        np.testing.assert_allclose(batched[name][0], value, atol=1e-6, err_msg=name)
-        np.testing.assert_allclose(jitted[name], value, atol=1e-6, err_msg=name)
+    # Same random numbers, so flips and tokens are identical; floats differ at most by round-off
+    # from XLA fusing ops differently under jit.
+    np.testing.assert_array_equal(batched["flipped"][0], alone["flipped"])
+    np.testing.assert_array_equal(batched["tokens"][0], alone["tokens"])
+    np.testing.assert_allclose(batched["boxes"][0], alone["boxes"], atol=1e-6)
+    np.testing.assert_allclose(batched["actions"][0], alone["actions"], atol=1e-5)
+    np.testing.assert_allclose(batched["views"][0], alone["views"], atol=2e-5)
     # Different examples get different views.
     assert not np.allclose(batched["boxes"][0], batched["boxes"][1])
 
@@ -285,12 +302,11 @@ def test_episode_key_index_types():
     def data(key):
         return np.asarray(jax.random.key_data(key))
 
-    same = [12, np.int64(12), np.array(12, np.int32), jnp.int32(12)]
-    for index in same:
-        np.testing.assert_array_equal(data(env.episode_key(KEY, index)), data(KEY_12 := env.episode_key(KEY, 12)))
-    del KEY_12
+    expected = data(env.episode_key(KEY, 12))
+    for index in [np.int64(12), np.array(12, np.int32), jnp.int32(12)]:
+        np.testing.assert_array_equal(data(env.episode_key(KEY, index)), expected)
     traced = jax.jit(env.episode_key)(KEY, jnp.int32(12))
-    np.testing.assert_array_equal(data(traced), data(env.episode_key(KEY, 12)))
+    np.testing.assert_array_equal(data(traced), expected)
     # Positions 2**32 apart are distinct (the high half is folded in), and match numpy's split.
     far = env.episode_key(KEY, 2**32 + 12)
     assert not np.array_equal(data(far), data(env.episode_key(KEY, 12)))

@@ -37,16 +37,21 @@ def _interp_weights(
     """
     out = jnp.arange(out_size, dtype=jnp.float32)
     t = start + (out + 0.5) / out_size * (end - start)  # sample points, normalised coords
-    # Pixel p's centre is at (p + 0.5) / in_size. Clamping the sample point to the first and
-    # last pixel centres extends the image by its edge pixels (parts of a box outside the image
-    # repeat the edge). Inside the image this changes nothing that the in-range normalisation
-    # below does not already do, so full-image renders match jax.image.resize.
-    pos = jnp.clip(t * in_size - 0.5, 0.0, in_size - 1.0)  # [out]
-    # Input pixels per output pixel; the kernel widens by it when downscaling (antialias), as
-    # in jax.image.resize. It never shrinks below the bilinear kernel (upscaling).
-    support = jnp.maximum(jnp.abs(end - start) * in_size / out_size, 1.0) if antialias else 1.0
+    # Pixel p's centre is at (p + 0.5) / in_size. Samples outside the image take the edge
+    # pixel's value (the image extends by repeating its edges): clamp the sample point to the
+    # first and last pixel centres and use the plain bilinear kernel there, which puts all the
+    # weight on the edge pixel. Inside the image nothing changes, so renders of boxes inside
+    # the image match jax.image.resize.
+    raw = t * in_size - 0.5  # [out]
+    pos = jnp.clip(raw, 0.0, in_size - 1.0)
+    # Input pixels per output pixel; when downscaling the kernel widens by it (antialias: a
+    # low-pass filter), as in jax.image.resize. It never shrinks below bilinear (upscaling).
+    support = jnp.ones_like(pos)
+    if antialias:
+        downscale = jnp.maximum(jnp.abs(end - start) * in_size / out_size, 1.0)
+        support = jnp.where(raw == pos, downscale, 1.0)
     pixels = jnp.arange(in_size, dtype=jnp.float32)
-    weights = jnp.maximum(0.0, 1.0 - jnp.abs(pixels[None, :] - pos[:, None]) / support)
+    weights = jnp.maximum(0.0, 1.0 - jnp.abs(pixels[None, :] - pos[:, None]) / support[:, None])
     # The pixel nearest to `pos` is within half a pixel and support >= 1, so each row's sum is
     # at least 0.5: the division is safe. Normalising over in-range pixels only is how the
     # kernel handles the image border (the part of the kernel outside the image is dropped).
@@ -65,8 +70,8 @@ def render(
     Output pixel o samples the image at t = y_min + (o + 0.5) / out * (y_max - y_min) (likewise
     for x), pixel coordinate t * H - 0.5, with a triangle kernel; with `antialias` the kernel
     widens by the downscale factor max(1, box_h * H / out) and each output's weights are
-    normalised to sum to 1, like jax.image.resize(..., "linear", antialias=True). Parts of the
-    box outside the image repeat the edge pixels.
+    normalised to sum to 1 over the pixels inside the image, like jax.image.resize(..., "linear",
+    antialias=True). Samples outside the image take the value of the nearest edge pixel.
 
     Args:
       image: uint8[H, W, 3] (or float in [0, 1]).

@@ -30,6 +30,12 @@ class ActionBins:
     center_range: tuple[float, float] = (-0.5, 1.5)
     log_size_range: tuple[float, float] = (-3.0, 3.0)
 
+    def __post_init__(self):
+        # Configs hand over lists (ml_collections, JSON); tuples keep the dataclass hashable.
+        object.__setattr__(self, "num_bins", int(self.num_bins))
+        object.__setattr__(self, "center_range", tuple(float(v) for v in self.center_range))
+        object.__setattr__(self, "log_size_range", tuple(float(v) for v in self.log_size_range))
+
 
 def _bounds(bins: ActionBins) -> tuple[np.ndarray, np.ndarray]:
     """The per-coordinate (lo, hi) ranges, each f32[4] (static)."""

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from avrl_jax.env.tokens import ActionBins, vocab_size
 from avrl_jax.models.heads import ClassEmbedding, ProjectionHead, Temperature
 from avrl_jax.models.value_head import ValueDecoder
 from avrl_jax.models.vit import ViT, vit_config
@@ -23,9 +24,7 @@ BASE_OBJECTIVES = ("simclr", "labels")
 
 def check_base_objective(name: str) -> None:
     if name not in BASE_OBJECTIVES:
-        raise ValueError(
-            f"objective.base={name!r} is not valid; choose one of {BASE_OBJECTIVES}"
-        )
+        raise ValueError(f"objective.base={name!r} is not valid; choose one of {BASE_OBJECTIVES}")
 
 
 class AnnotationBootstrapper(nnx.Module):
@@ -85,9 +84,7 @@ class AnnotationBootstrapper(nnx.Module):
 
 def build_model(config, rngs: nnx.Rngs) -> AnnotationBootstrapper:
     """The network described by a training config (see configs/default.py)."""
-    from avrl_jax.env import tokens as action_tokens
-
-    bins = action_tokens.ActionBins(**config.env.bins)
+    bins = ActionBins(**config.env.bins)
     with_flip = config.env.flip_prob > 0
     return AnnotationBootstrapper(
         base_objective=config.objective.base,
@@ -96,7 +93,7 @@ def build_model(config, rngs: nnx.Rngs) -> AnnotationBootstrapper:
         image_size=config.env.view_size,
         embed_dim=config.model.embed_dim,
         head_hidden_dim=config.model.head_hidden_dim,
-        vocab_size=action_tokens.vocab_size(bins, with_flip=with_flip),
+        vocab_size=vocab_size(bins, with_flip=with_flip),
         tokens_per_action=4 + int(with_flip),
         num_classes=config.data.num_classes,
         base_temperature=config.objective.base_temperature,

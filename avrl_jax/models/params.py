@@ -34,8 +34,10 @@ def _int_keys(tree: Any) -> Any:
     # nnx sorts state paths when merging: "10" < "2" as strings, so list indices must be ints
     # again or the blocks of a depth >= 11 model would be silently permuted.
     if isinstance(tree, dict):
-        return {(int(k) if isinstance(k, str) and k.isdigit() else k): _int_keys(v)
-                for k, v in tree.items()}
+        return {
+            (int(k) if isinstance(k, str) and k.isdigit() else k): _int_keys(v)
+            for k, v in tree.items()
+        }
     return tree
 
 

@@ -31,7 +31,7 @@ _LN_EPS = 1e-6
 
 
 class CrossAttentionBlock(nnx.Module):
-    """Pre-LN decoder block without self-attention: `q + CrossAttn(LN(q), memory)`, `q + MLP(LN(q))`."""
+    """Pre-LN decoder block, no self-attention: `q + CrossAttn(LN(q), memory)`, `q + MLP(LN(q))`."""
 
     def __init__(self, width: int, num_heads: int, mlp_dim: int, *, rngs: nnx.Rngs):
         self.norm1 = nnx.LayerNorm(width, epsilon=_LN_EPS, rngs=rngs)
@@ -46,10 +46,11 @@ class CrossAttentionBlock(nnx.Module):
 
 
 class ValueDecoder(nnx.Module):
-    """`phi_ab`: `(patch_tokens f32[N, P, input_dim], action_tokens int32[N, Q, T]) -> f32[N, Q, output_dim]`.
+    """phi_ab: `(patch_tokens f32[N, P, input_dim], action_tokens int[N, Q, T]) -> f32[N, Q, out]`.
 
-    `vocab_size` is the number of ids each token position can take (ids in [0, vocab_size));
-    an id out of range turns that action's output into NaN (loud, not silently clamped).
+    `out` = `output_dim`. `vocab_size` is the number of ids each token position can take
+    (ids in [0, vocab_size)); an id out of range turns that action's output into NaN (loud, not
+    silently clamped).
     With `use_action_tokens=False` (the "no action tokens" ablation) every query is the learned
     base query, so all Q outputs of a view are equal; the token tables are then not created.
     """
@@ -100,13 +101,13 @@ class ValueDecoder(nnx.Module):
         positions = jnp.arange(t)
         # mode="fill" with NaN: an id outside [0, vocab_size) poisons the loss instead of being
         # clamped to a valid bin (jnp's default for out-of-bounds gathers).
-        per_token = self.token_embed[...].at[positions, action_tokens].get(
-            mode="fill", fill_value=jnp.nan
+        per_token = (
+            self.token_embed[...].at[positions, action_tokens].get(mode="fill", fill_value=jnp.nan)
         )
         return queries + per_token.sum(axis=2)
 
     def __call__(self, patch_tokens: jax.Array, action_tokens: jax.Array) -> jax.Array:
-        """`patch_tokens f32[N, P, input_dim]`, `action_tokens int[N, Q, T]` -> `f32[N, Q, output_dim]`."""
+        """`patch_tokens f32[N, P, input_dim]`, `action_tokens int[N, Q, T]` -> `f32[N, Q, out]`."""
         if action_tokens.ndim != 3 or action_tokens.shape[-1] != self.tokens_per_action:
             raise ValueError(
                 f"action_tokens must have shape [N, Q, {self.tokens_per_action}], "

@@ -79,7 +79,7 @@ def posemb_sincos_2d(grid_h: int, grid_w: int, width: int, temperature: float = 
 
 
 def patchify(images: jax.Array, patch_size: int) -> jax.Array:
-    """`[N, H, W, C] -> [N, (H/p)*(W/p), p*p*C]`, patches in row-major order, (row, col, C) inside."""
+    """`[N, H, W, C] -> [N, (H/p)*(W/p), p*p*C]`; patches row-major, (row, col, C) inside each."""
     n, h, w, c = images.shape
     p = patch_size
     x = images.reshape(n, h // p, p, w // p, p, c)

@@ -1,0 +1,115 @@
+r"""Throughput of the AB update step and of the base-only step with the same encoder.
+
+Prints, for each step: images/s and views/s, the achieved FLOP/s (XLA's cost analysis of the
+compiled step divided by the measured step time) and that figure as a fraction of a float32
+matmul peak measured in the same run.
+
+  .venv/bin/python benchmarks/train_step.py --config configs/default.py [--steps 20]
+"""
+
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
+from ml_collections import config_flags
+
+from avrl_jax import sharding
+from avrl_jax.train import build_trainer, make_streams
+
+_CONFIG = config_flags.DEFINE_config_file("config", "configs/default.py", "Training config.")
+_STEPS = flags.DEFINE_integer("steps", 20, "Timed steps per measurement.")
+_MATMUL_SIZE = flags.DEFINE_integer("matmul_size", 2048, "Side of the peak-measuring matmul.")
+
+
+def best_seconds(fn, repeats: int) -> float:
+    """Fastest of `repeats` timed calls (the machine is shared; the minimum is least noisy)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def matmul_peak(size: int) -> float:
+    """FLOP/s of a float32 [size, size] @ [size, size] matmul, chained 4 times per call."""
+    a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32) / np.sqrt(size)
+
+    @jax.jit
+    def chain(x):
+        for _ in range(4):
+            x = x @ a
+        return x
+
+    chain(a).block_until_ready()
+    seconds = best_seconds(lambda: chain(a).block_until_ready(), repeats=5)
+    return 4 * 2 * size**3 / seconds
+
+
+def measure_step(config, steps: int) -> dict[str, float]:
+    mesh = sharding.make_mesh(config.mesh)
+    trainer = build_trainer(config, mesh)
+    iterators = {name: iter(ds) for name, ds in make_streams(config).items()}
+    batch = sharding.global_batch({k: next(it) for k, it in iterators.items()}, mesh)
+    compiled = trainer.update.lower(trainer.state, batch).compile()
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    flops = float(cost["flops"])
+    state = trainer.state
+    state, metrics = compiled(state, batch)  # warm-up
+    jax.block_until_ready(metrics)
+    per_step = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        state, metrics = compiled(state, batch)
+        jax.block_until_ready(metrics)
+        per_step.append(time.perf_counter() - start)
+    seconds = float(np.median(per_step))
+    images = config.annotation_batch_size
+    views = config.annotation_batch_size * (2 if config.objective.base == "simclr" else 1)
+    if config.objective.ab_weight > 0:
+        images += config.bootstrap_batch_size
+        views += config.bootstrap_batch_size * config.env.num_views
+    return {
+        "step_ms": seconds * 1e3,
+        "images_per_sec": images / seconds,
+        "views_per_sec": views / seconds,
+        "gflop_per_step": flops / 1e9,
+        "gflop_per_sec": flops / seconds / 1e9,
+    }
+
+
+def main(argv):
+    del argv
+    config = _CONFIG.value
+    peak = matmul_peak(_MATMUL_SIZE.value)
+    base_config = config.copy_and_resolve_references()
+    base_config.objective.ab_weight = 0.0
+    results = {
+        "AB step": measure_step(config, _STEPS.value),
+        "base-only step": measure_step(base_config, _STEPS.value),
+    }
+    print(f"devices: {jax.device_count()} x {jax.devices()[0].device_kind}")
+    print(f"float32 matmul peak ({_MATMUL_SIZE.value}^3): {peak / 1e9:.1f} GFLOP/s")
+    print(
+        f"encoder: {config.model.encoder.variant}/{config.model.encoder.patch_size} "
+        f"depth {config.model.encoder.depth}, views {config.env.view_size}px, "
+        f"batch {config.annotation_batch_size} annotation + {config.bootstrap_batch_size} x "
+        f"{config.env.num_views} bootstrap"
+    )
+    header = (
+        f"{'step':<16}{'ms':>9}{'img/s':>9}{'views/s':>9}{'GFLOP':>9}{'GFLOP/s':>9}{'of peak':>9}"
+    )
+    print(header)
+    for name, r in results.items():
+        print(
+            f"{name:<16}{r['step_ms']:>9.1f}{r['images_per_sec']:>9.1f}{r['views_per_sec']:>9.1f}"
+            f"{r['gflop_per_step']:>9.2f}{r['gflop_per_sec']:>9.1f}"
+            f"{r['gflop_per_sec'] * 1e9 / peak:>9.1%}"
+        )
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,59 @@
+"""Bad config values fail at start with a message naming the field and the valid choices."""
+
+import pytest
+
+from avrl_jax.config_validation import validate_config
+from configs import ab_vit_s16_cc12m, default
+
+
+def check(config, batch_shards=1, process_count=1):
+    validate_config(config, batch_shards=batch_shards, process_count=process_count)
+
+
+def test_default_configs_are_valid():
+    for arg in (None, "smoke", "labels", "gamma0"):
+        check(default.get_config(arg), batch_shards=8)
+    check(ab_vit_s16_cc12m.get_config("scenes"), batch_shards=256)
+
+
+def test_batch_not_divisible_by_devices():
+    config = default.get_config("smoke")
+    config.bootstrap_batch_size = 12
+    with pytest.raises(ValueError, match=r"bootstrap_batch_size=12 is not divisible by the 8"):
+        check(config, batch_shards=8)
+
+
+def test_batch_not_divisible_by_processes():
+    config = default.get_config("smoke")
+    config.annotation_batch_size = 15
+    with pytest.raises(ValueError, match=r"annotation_batch_size=15 .* 2 processes"):
+        check(config, process_count=2)
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("model.encoder.variant", "XL", r"model.encoder.variant='XL'.*'mu', 'Ti', 'S'"),
+        ("objective.base", "mae", r"objective.base='mae'.*'simclr', 'labels'"),
+        ("objective.divergence", "kl", r"objective.divergence='kl'.*'softmax', 'bce'"),
+        ("ema.schedule", "linear", r"ema.schedule='linear'.*'constant', 'cosine'"),
+        ("data.name", "nope", r"data.name='nope'.*'scenes'"),
+        ("objective.gamma", 1.5, r"objective.gamma=1.5 must lie in \[0, 1\]"),
+        ("env.num_views", 1, r"env.num_views=1 must be at least 2"),
+        ("env.view_size", 20, r"env.view_size=20 is not divisible by model.encoder.patch_size=8"),
+    ],
+)
+def test_bad_values_name_field_and_choices(field, value, message):
+    config = default.get_config("smoke")
+    node = config
+    *parents, leaf = field.split(".")
+    for name in parents:
+        node = node[name]
+    node[leaf] = value
+    with pytest.raises(ValueError, match=message):
+        check(config)
+
+
+def test_paper_config_without_real_data_names_the_source():
+    with pytest.raises(ValueError, match=r"data.name='cc12m'"):
+        check(ab_vit_s16_cc12m.get_config(), batch_shards=256)
