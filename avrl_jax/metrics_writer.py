@@ -11,8 +11,23 @@ import time
 import numpy as np
 
 
+def drop_records_after(path: str, step: int) -> None:
+    """Keeps one consistent history on resume: records past the restored step are dropped
+    (they came from the interrupted run and will be written again). Atomic rewrite."""
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        lines = [line for line in f if line.strip()]
+    kept = [line for line in lines if json.loads(line)["step"] <= step]
+    if len(kept) == len(lines):
+        return
+    with open(path + ".tmp", "w") as f:
+        f.writelines(kept)
+    os.replace(path + ".tmp", path)
+
+
 class MetricWriter:
-    def __init__(self, workdir: str, *, enabled: bool = True):
+    def __init__(self, workdir: str, *, enabled: bool = True, resume_step: int = 0):
         self.enabled = enabled
         self._tb = None
         self._jsonl = None
@@ -21,7 +36,9 @@ class MetricWriter:
 
             os.makedirs(workdir, exist_ok=True)
             self._tb = SummaryWriter(logdir=os.path.join(workdir, "tensorboard"))
-            self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
+            path = os.path.join(workdir, "metrics.jsonl")
+            drop_records_after(path, resume_step)
+            self._jsonl = open(path, "a")
 
     def write_scalars(self, step: int, scalars: dict[str, float]) -> None:
         if not self.enabled:

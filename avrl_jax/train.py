@@ -7,6 +7,7 @@ import dataclasses
 import json
 import logging
 import os
+import signal
 from collections.abc import Callable
 
 import jax
@@ -15,6 +16,7 @@ from clu import parameter_overview
 from flax import nnx
 
 from avrl_jax import sharding
+from avrl_jax.checkpointing import Checkpointer
 from avrl_jax.config_validation import validate_config
 from avrl_jax.data import pipeline
 from avrl_jax.metrics_writer import MetricWriter
@@ -26,6 +28,7 @@ from avrl_jax.train_step import TrainState, init_state, make_update_step
 
 # Each stream gets its own shuffle seed so the two batches of a step hold different images.
 STREAM_SEED_OFFSETS = {"annotation": 0, "bootstrap": 1}
+SHOWN_METRICS = ("loss", "base/loss", "ab/loss")  # on the console; everything goes to files
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -94,12 +97,24 @@ def first_non_finite(window: list[dict], first_step: int) -> tuple[int, str] | N
     return None
 
 
-def summarise(window: list[dict]) -> dict[str, float]:
-    return {k: float(np.mean([m[k] for m in window])) for k in window[0]}
+class StopSignal:
+    """Turns SIGTERM (preemption, scancel, kill) into a flag the loop checks between steps."""
+
+    def __init__(self):
+        self.received = False
+        self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum, frame):
+        del frame
+        logging.warning("Received signal %d: saving a checkpoint and stopping.", signum)
+        self.received = True
+
+    def restore(self) -> None:
+        signal.signal(signal.SIGTERM, self._previous)
 
 
 def train_and_evaluate(config, workdir: str):
-    """Pretrains for `config.total_steps` and returns the final train state."""
+    """Pretrains for `config.total_steps` (resuming from `workdir`) and returns the state."""
     # --- Mesh and config checks -------------------------------------------------------------
     mesh = sharding.make_mesh(config.mesh)
     validate_config(
@@ -109,45 +124,70 @@ def train_and_evaluate(config, workdir: str):
     os.makedirs(workdir, exist_ok=True)
     if is_main:
         write_config(config, workdir)
-    writer = MetricWriter(workdir, enabled=is_main)
 
     # --- Input pipeline ---------------------------------------------------------------------
     iterators = {name: iter(ds) for name, ds in make_streams(config).items()}
 
     # --- Model, optimizer, sharding and the update step ------------------------------------
     trainer = build_trainer(config, mesh)
-    logging.info("Parameters (%d):\n%s", count_params(trainer.state.params), trainer.overview)
-    writer.write_text("parameters", f"```\n{trainer.overview}\n```")
     state, update = trainer.state, trainer.update
     schedule = learning_rate_schedule(config)
+
+    # --- Checkpoints: resume model, optimizer, EMA target, RNG and data position -----------
+    checkpointer = Checkpointer(
+        workdir,
+        every_steps=config.checkpoint.every_steps,
+        keep=config.checkpoint.keep,
+        async_save=config.checkpoint.async_save,
+    )
+    restored = checkpointer.restore_latest(state, iterators)
+    if restored is not None:
+        state = restored
+        logging.info("Resumed from step %d in %s.", int(state.step), checkpointer.directory)
+    start_step = int(state.step)
+    writer = MetricWriter(workdir, enabled=is_main, resume_step=start_step)
+    if start_step == 0:
+        logging.info("Parameters (%d):\n%s", count_params(state.params), trainer.overview)
+        writer.write_text("parameters", f"```\n{trainer.overview}\n```")
 
     # --- Loop -------------------------------------------------------------------------------
     images_per_step = config.annotation_batch_size + (
         config.bootstrap_batch_size if "bootstrap" in iterators else 0
     )
-    start_step = int(state.step)
     progress = Progress(config.total_steps, images_per_step, start_step)
+    stop = StopSignal()
     window, window_start = [], start_step
-    for step in range(start_step, config.total_steps):
-        local = {name: next(it) for name, it in iterators.items()}
-        state, metrics = update(state, sharding.global_batch(local, mesh))
-        window.append(metrics)
-        done = step + 1
-        if done % config.log_every == 0 or done == config.total_steps:
-            window = jax.device_get(window)
-            bad = first_non_finite(window, window_start + 1)
-            if bad is not None:
-                raise NonFiniteLossError(
-                    f"{bad[1]} became NaN/Inf at step {bad[0]}; stopping (lower "
-                    f"optimizer.learning_rate or check the data)"
-                )
-            scalars = summarise(window)
-            scalars["learning_rate"] = float(schedule(done - 1))
-            perf = progress.update(done)
-            writer.write_scalars(done, {**scalars, **perf})
-            if is_main:
-                shown = {k: scalars[k] for k in ("loss", "base/loss", "ab/loss") if k in scalars}
-                print(progress.line(done, perf, shown), flush=True)
-            window, window_start = [], done
-    writer.close()
+    try:
+        for step in range(start_step, config.total_steps):
+            local = {name: next(it) for name, it in iterators.items()}
+            state, metrics = update(state, sharding.global_batch(local, mesh))
+            window.append(metrics)
+            done = step + 1
+            if done % config.log_every == 0 or done == config.total_steps:
+                window = jax.device_get(window)
+                bad = first_non_finite(window, window_start + 1)
+                if bad is not None:
+                    raise NonFiniteLossError(
+                        f"{bad[1]} became NaN/Inf at step {bad[0]}; stopping (lower "
+                        f"optimizer.learning_rate or check the data)"
+                    )
+                # The step's own values: identical whether or not the run was resumed.
+                scalars = {k: float(v) for k, v in window[-1].items()}
+                scalars["learning_rate"] = float(schedule(done - 1))
+                perf = progress.update(done)
+                writer.write_scalars(done, {**scalars, **perf})
+                if is_main:
+                    shown = {k: scalars[k] for k in SHOWN_METRICS if k in scalars}
+                    print(progress.line(done, perf, shown), flush=True)
+                window, window_start = [], done
+            preempted = stop.received or checkpointer.reached_preemption(done)
+            final = done == config.total_steps
+            checkpointer.save(done, state, iterators, force=preempted or final)
+            if preempted:
+                logging.warning("Stopped at step %d after saving a checkpoint.", done)
+                break
+    finally:
+        stop.restore()
+        checkpointer.close()
+        writer.close()
     return state

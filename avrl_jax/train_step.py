@@ -187,7 +187,7 @@ def make_update_step(graphdef, config, optimizer: optax.GradientTransformation) 
             schedule=config.ema.schedule,
         )
         target_params = ema_update(state.target_params, params, momentum)
-        metrics["grad_norm"] = optax.global_norm(grads)
+        metrics["grad_norm"] = optax.tree.norm(grads)
         metrics["ema/momentum"] = momentum
         new_state = state.replace(
             step=state.step + 1,
