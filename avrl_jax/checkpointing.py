@@ -40,8 +40,9 @@ class Checkpointer:
 
     def __init__(self, workdir: str, *, every_steps: int, keep: int, async_save: bool = True):
         self.directory = checkpoint_dir(workdir)
+        self.every_steps = every_steps
         options = ocp.CheckpointManagerOptions(
-            save_interval_steps=every_steps,
+            save_interval_steps=1,  # The schedule is ours (see `save`), not Orbax's.
             max_to_keep=keep,
             enable_async_checkpointing=async_save,
             create=True,
@@ -51,7 +52,9 @@ class Checkpointer:
         )
 
     def save(self, step: int, state, iterators: dict, *, force: bool = False) -> bool:
-        """Saves if `step` is due (or `force`); returns whether a save started."""
+        """Saves if `step` is a multiple of `every_steps` (or `force`); returns whether it did."""
+        if not force and step % self.every_steps:
+            return False
         data = {name: it.get_state() for name, it in iterators.items()}
         return self.manager.save(
             step,
@@ -143,10 +146,9 @@ def restore_params(
     for key in subtree:
         node = node[key]
     item = _nest(subtree, jax.tree.map(_on_one_device, node))
-    restored = manager.restore(
-        step,
-        args=ocp.args.Composite(**{STATE: ocp.args.PyTreeRestore(item=item, partial_restore=True)}),
-    )[STATE]
+    restore_args = ocp.checkpoint_utils.construct_restore_args(item)
+    args = ocp.args.PyTreeRestore(item=item, restore_args=restore_args, partial_restore=True)
+    restored = manager.restore(step, args=ocp.args.Composite(**{STATE: args}))[STATE]
     manager.close()
     for key in subtree:
         restored = restored[key]
