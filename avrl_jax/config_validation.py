@@ -4,8 +4,8 @@ Every error names the config field, the value and the valid choices.
 """
 
 from avrl_jax.data.pipeline import SOURCES
-from avrl_jax.models.bootstrapper import BASE_OBJECTIVES
 from avrl_jax.models.vit import VIT_SIZES
+from avrl_jax.objectives.annotators import BASE_OBJECTIVES
 from avrl_jax.objectives.bootstrap import DIVERGENCES
 from avrl_jax.objectives.ema import EMA_SCHEDULES
 
@@ -27,6 +27,8 @@ def validate_config(config, *, batch_shards: int, process_count: int = 1) -> Non
     _choice("ema.schedule", config.ema.schedule, EMA_SCHEDULES)
     _choice("model.encoder.variant", config.model.encoder.variant, VIT_SIZES)
     _choice("data.name", config.data.name, SOURCES)
+    if config.annotation_data.name:
+        _choice("annotation_data.name", config.annotation_data.name, SOURCES)
     if not 0.0 <= config.objective.gamma <= 1.0:
         raise ValueError(f"objective.gamma={config.objective.gamma!r} must lie in [0, 1]")
     if config.env.num_views < 2:
@@ -39,7 +41,11 @@ def validate_config(config, *, batch_shards: int, process_count: int = 1) -> Non
         )
     for field in ("total_steps", "log_every", "annotation_batch_size", "bootstrap_batch_size"):
         _positive(field, config[field])
-    for field in ("annotation_batch_size", "bootstrap_batch_size"):
+    # The bootstrap stream is not read by a base-only run (objective.ab_weight == 0).
+    batches = ("annotation_batch_size",) + (
+        ("bootstrap_batch_size",) if config.objective.ab_weight > 0 else ()
+    )
+    for field in batches:
         size = config[field]
         for divisor, what in (
             (batch_shards, "devices in the batch mesh axes"),

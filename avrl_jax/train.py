@@ -19,6 +19,7 @@ from avrl_jax import sharding
 from avrl_jax.checkpointing import Checkpointer
 from avrl_jax.config_validation import validate_config
 from avrl_jax.data import pipeline
+from avrl_jax.data.bad_records import BadRecordMonitor
 from avrl_jax.metrics_writer import MetricWriter
 from avrl_jax.models.bootstrapper import build_model, count_params
 from avrl_jax.models.params import to_plain_params
@@ -40,24 +41,37 @@ def write_config(config, workdir: str) -> None:
         json.dump(config.to_dict(), f, indent=2, sort_keys=True, default=str)
 
 
+# What each base objective reads from its annotation batch, beyond the image and its index.
+ANNOTATION_FIELDS = {"labels": ("label",), "clip": ("caption_bytes",)}
+
+
+def stream_configs(config) -> dict[str, tuple]:
+    """(data config, global batch size, fields) of each stream the step consumes.
+
+    The annotation batch reads `config.annotation_data` when its name is set (e.g. a curated
+    labelled or captioned set), otherwise the same data as bootstrapping, `config.data`.
+    """
+    annotation_data = config.annotation_data if config.annotation_data.name else config.data
+    fields = ("image", "index", *ANNOTATION_FIELDS.get(config.objective.base, ()))
+    streams = {"annotation": (annotation_data, config.annotation_batch_size, fields)}
+    if config.objective.ab_weight > 0:
+        streams["bootstrap"] = (config.data, config.bootstrap_batch_size, ("image", "index"))
+    return streams
+
+
 def make_streams(config) -> dict[str, pipeline.grain.IterDataset]:
     """The annotation and bootstrap streams (per-host slices of their global batches)."""
-    data = config.data
-    source = pipeline.make_source(data.name, "train", **data.source_kwargs)
-    sizes = {"annotation": config.annotation_batch_size}
-    if config.objective.ab_weight > 0:
-        sizes["bootstrap"] = config.bootstrap_batch_size
     return {
         name: pipeline.make_dataset(
-            source,
+            pipeline.make_source(data.name, "train", **data.source_kwargs),
             global_batch_size=size,
             seed=config.seed + STREAM_SEED_OFFSETS[name],
             process_index=jax.process_index(),
             process_count=jax.process_count(),
             worker_count=data.worker_count,
-            fields=("image", "index", "label"),
+            fields=fields,
         )
-        for name, size in sizes.items()
+        for name, (data, size, fields) in stream_configs(config).items()
     }
 
 
@@ -78,7 +92,7 @@ def build_trainer(config, mesh) -> Trainer:
     overview = parameter_overview.get_parameter_overview(params)
     optimizer = make_optimizer(config)
     replicated = sharding.replicated(mesh)
-    state = jax.device_put(init_state(graphdef, params, optimizer, config.seed), replicated)
+    state = jax.device_put(init_state(params, optimizer, config), replicated)
     update = jax.jit(
         make_update_step(graphdef, config, optimizer),
         in_shardings=(replicated, sharding.batch_sharding(mesh)),
@@ -127,6 +141,11 @@ def train_and_evaluate(config, workdir: str):
 
     # --- Input pipeline ---------------------------------------------------------------------
     iterators = {name: iter(ds) for name, ds in make_streams(config).items()}
+    # Undecodable records are replaced and counted per stream; too many stop the run.
+    monitors = {
+        name: BadRecordMonitor(data.max_bad_fraction, prefix=f"data/{name}")
+        for name, (data, _, _) in stream_configs(config).items()
+    }
 
     # --- Model, optimizer, sharding and the update step ------------------------------------
     trainer = build_trainer(config, mesh)
@@ -160,6 +179,8 @@ def train_and_evaluate(config, workdir: str):
     try:
         for step in range(start_step, config.total_steps):
             local = {name: next(it) for name, it in iterators.items()}
+            for name, batch in local.items():
+                monitors[name].update(batch)  # also drops the bookkeeping fields
             state, metrics = update(state, sharding.global_batch(local, mesh))
             window.append(metrics)
             done = step + 1
@@ -174,6 +195,9 @@ def train_and_evaluate(config, workdir: str):
                 # The step's own values: identical whether or not the run was resumed.
                 scalars = {k: float(v) for k, v in window[-1].items()}
                 scalars["learning_rate"] = float(schedule(done - 1))
+                for monitor in monitors.values():
+                    if monitor.num_seen:  # sources that can hold bad records
+                        scalars.update(monitor.metrics())
                 perf = progress.update(done)
                 writer.write_scalars(done, {**scalars, **perf})
                 if is_main:

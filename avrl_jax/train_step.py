@@ -2,7 +2,8 @@
 
 Everything here is pure and runs inside one `jax.jit` (see `make_update_step`). Shapes follow
 DESIGN §1.4: B bootstrap images with n views each, Ba annotation images with m crops each,
-A annotations (Ba crops for simclr, C classes for labels), T tokens per action.
+A annotations, T tokens per action. What the annotations are is the annotator's business
+(`avrl_jax.objectives.annotators`); this module is the same for every base objective.
 """
 
 from collections.abc import Callable
@@ -20,13 +21,12 @@ from avrl_jax.env.views import episode_key, sample_episode
 from avrl_jax.models.params import from_plain_params
 from avrl_jax.objectives import base as base_losses
 from avrl_jax.objectives import bootstrap
+from avrl_jax.objectives.annotators import Annotator, make_annotator
 from avrl_jax.objectives.ema import ema_momentum, ema_update
 
 # Independent key streams derived from the run's seed; each example's key then folds in its
 # position in its data stream, so views never depend on batch position or device count.
 BOOTSTRAP_STREAM, ANNOTATION_STREAM = 0, 1
-# Crops per annotation image: simclr contrasts two crops, labels classifies one.
-ANNOTATION_CROPS = {"simclr": 2, "labels": 1}
 
 
 @flax.struct.dataclass
@@ -36,6 +36,7 @@ class TrainState:
     target_params: Any
     opt_state: Any
     rng: jax.Array
+    extras: Any  # objective state outside the optimizer, e.g. DINO's centre
 
 
 def stream_keys(seed: int, stream: int, index: jax.Array) -> jax.Array:
@@ -65,10 +66,9 @@ def bootstrap_episodes(config, canvas: jax.Array, index: jax.Array) -> dict[str,
     return jax.vmap(sample)(keys, canvas)
 
 
-def annotation_crops(config, canvas: jax.Array, index: jax.Array) -> jax.Array:
+def annotation_crops(config, num_crops: int, canvas: jax.Array, index: jax.Array) -> jax.Array:
     """Augmented crops of the annotation batch: uint8 [Ba, H, W, 3] -> f32 [Ba, m, h, w, 3]."""
     crops = config.annotation_crops
-    num_crops = ANNOTATION_CROPS[config.objective.base]
 
     def one_image(key, image):
         box_key, aug_key = jax.random.split(key)
@@ -85,17 +85,22 @@ def annotation_crops(config, canvas: jax.Array, index: jax.Array) -> jax.Array:
     return jax.vmap(one_image)(keys, canvas)
 
 
-def _forward(model, config, images, action_tokens, num_boot: int, num_ann: int):
-    """Encode every view once and compute what both networks need.
+def forward(model, annotator: Annotator, images, action_tokens, ann_batch, num_ann: int):
+    """Encode every view once and compute what the losses need from one network.
 
-    images: [num_boot*n + num_ann*m, h, w, 3]; action_tokens: int [num_boot, n, n-1, T] or None
-    when the bootstrap loss is off.
+    images: [B*n + Ba*m, h, w, 3] (bootstrap views first); action_tokens: int [B, n, n-1, T],
+    or None when the bootstrap loss is off.
     """
     patch_tokens, pooled = model.encoder(images)
-    split = images.shape[0] - num_ann * ANNOTATION_CROPS[config.objective.base]
-    ann_pooled = pooled[split:].reshape(num_ann, -1, pooled.shape[-1])
-    base_psi, ab_psi = model.annotations(ann_pooled[:, -1])
-    out = {"ann_pooled": ann_pooled, "base_psi": base_psi}
+    split = images.shape[0] - num_ann * annotator.num_crops
+    ann_pooled = pooled[split:].reshape(num_ann, annotator.num_crops, -1)
+    base_psi, ab_psi = annotator.embeddings(model, ann_pooled, ann_batch)
+    ann_queries = model.base_query(jnp.swapaxes(ann_pooled, 0, 1))  # [m, Ba, d]
+    out = {
+        "ann_pooled": ann_pooled,
+        "base_psi": base_psi,
+        "ann_scores": base_losses.annotation_logits(ann_queries, base_psi, 1.0),  # [m, Ba, A]
+    }
     if action_tokens is not None:
         b, n, q, t = action_tokens.shape
         phi = model.values(patch_tokens[:split], action_tokens.reshape(b * n, q, t))
@@ -105,54 +110,51 @@ def _forward(model, config, images, action_tokens, num_boot: int, num_ann: int):
     return out
 
 
-def _base_loss(model, config, out, annotation_batch) -> tuple[jax.Array, jax.Array]:
-    query = model.base_query(out["ann_pooled"][:, 0])
-    logits = base_losses.annotation_logits(query, out["base_psi"], model.base_temperature())
-    if config.objective.base == "simclr":
-        return base_losses.info_nce(logits)
-    return base_losses.label_cross_entropy(logits, annotation_batch["label"])
+def compute_losses(graphdef, config, params, target_params, extras, batch):
+    """Total loss, metrics and the objective's next extras. Gradients flow into `params` only.
 
-
-def compute_losses(graphdef, config, params, target_params, batch):
-    """Total loss and metrics. Gradients flow into `params` only.
-
-    batch: {"bootstrap": {"image", "index"}, "annotation": {"image", "index", ["label"]}}.
+    batch: {"annotation": {"image", "index", [label | caption_bytes]},
+            "bootstrap": {"image", "index"} (absent when objective.ab_weight == 0)}.
     """
     objective = config.objective
+    annotator = make_annotator(objective)
     use_bootstrap = objective.ab_weight > 0
     ann = batch["annotation"]
-    ann_images = annotation_crops(config, ann["image"], ann["index"])
+    ann_images = annotation_crops(config, annotator.num_crops, ann["image"], ann["index"])
     num_ann = ann_images.shape[0]
     images = ann_images.reshape(-1, *ann_images.shape[2:])
-    action_tokens, num_boot = None, 0
+    action_tokens = None
     if use_bootstrap:
-        episodes = bootstrap_episodes(
-            config, batch["bootstrap"]["image"], batch["bootstrap"]["index"]
-        )
+        boot = batch["bootstrap"]
+        episodes = bootstrap_episodes(config, boot["image"], boot["index"])
         views = episodes["views"]
-        num_boot = views.shape[0]
         images = jnp.concatenate([views.reshape(-1, *views.shape[2:]), images], axis=0)
+        # With model.value_head.use_action_tokens=False the value head ignores them.
         action_tokens = episodes["tokens"]
 
     model = from_plain_params(graphdef, params)
-    out = _forward(model, config, images, action_tokens, num_boot, num_ann)
-    base_loss, base_accuracy = _base_loss(model, config, out, ann)
-    metrics = {
-        "base/loss": base_loss,
-        "base/accuracy": base_accuracy,
-        "base/max_entropy": jnp.log(jnp.asarray(out["base_psi"].shape[0], jnp.float32)),
-        "base/temperature": model.base_temperature(),
-    }
-    loss = objective.base_weight * base_loss
-    if use_bootstrap:
+    out = forward(model, annotator, images, action_tokens, ann, num_ann)
+    target, target_out = None, None
+    if use_bootstrap or annotator.base_uses_target:
         if config.ema.enabled:
             target = from_plain_params(graphdef, target_params)
-            target_out = _forward(target, config, images, action_tokens, num_boot, num_ann)
+            target_out = forward(target, annotator, images, action_tokens, ann, num_ann)
         else:  # Ablation: targets from the online network, stop-gradient.
             target, target_out = model, out
         target_out = jax.lax.stop_gradient(target_out)
-        reward_logits = base_losses.annotation_logits(
-            target_out["boot_query"], target_out["base_psi"], target.base_temperature()
+
+    base_loss, metrics = annotator.base_loss(model, out, target_out, ann, extras)
+    metrics.update(
+        {
+            "base/loss": base_loss,
+            "base/max_entropy": jnp.log(jnp.asarray(out["base_psi"].shape[0], jnp.float32)),
+            "base/temperature": model.base_temperature(),
+        }
+    )
+    loss = objective.base_weight * base_loss
+    if use_bootstrap:
+        reward_logits = annotator.reward_logits(
+            target, target_out["boot_query"], target_out["base_psi"], extras
         )
         rewards = jax.lax.stop_gradient(jax.nn.softmax(reward_logits, axis=-1))
         next_values = bootstrap.value_probabilities(target_out["q_logits"], objective.divergence)
@@ -165,7 +167,7 @@ def compute_losses(graphdef, config, params, target_params, batch):
         metrics["ab/loss"] = ab_loss
         metrics["ab/temperature"] = model.ab_temperature()
     metrics["loss"] = loss
-    return loss, metrics
+    return loss, (metrics, annotator.update_extras(extras, target_out))
 
 
 def make_update_step(graphdef, config, optimizer: optax.GradientTransformation) -> Callable:
@@ -173,10 +175,10 @@ def make_update_step(graphdef, config, optimizer: optax.GradientTransformation) 
 
     def update(state: TrainState, batch) -> tuple[TrainState, dict]:
         grad_fn = jax.value_and_grad(
-            lambda p: compute_losses(graphdef, config, p, state.target_params, batch),
+            lambda p: compute_losses(graphdef, config, p, state.target_params, state.extras, batch),
             has_aux=True,
         )
-        (_, metrics), grads = grad_fn(state.params)
+        (_, (metrics, extras)), grads = grad_fn(state.params)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         momentum = ema_momentum(
@@ -195,18 +197,20 @@ def make_update_step(graphdef, config, optimizer: optax.GradientTransformation) 
             target_params=target_params,
             opt_state=opt_state,
             rng=jax.random.fold_in(state.rng, state.step),
+            extras=extras,
         )
         return new_state, metrics
 
     return update
 
 
-def init_state(graphdef, params, optimizer, seed: int) -> TrainState:
+def init_state(params, optimizer, config) -> TrainState:
     """A fresh state: the target starts as a copy of the online parameters."""
     return TrainState(
         step=jnp.zeros((), jnp.int32),
         params=params,
         target_params=jax.tree.map(jnp.copy, params),
         opt_state=optimizer.init(params),
-        rng=jax.random.key_data(jax.random.key(seed)),
+        rng=jax.random.key_data(jax.random.key(config.seed)),
+        extras=make_annotator(config.objective).init_extras(),
     )

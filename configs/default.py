@@ -7,17 +7,28 @@ Expect: finishes in about 5 minutes on 2 CPU cores; base/loss (InfoNCE over 32 c
 3.47 at chance) and ab/loss (soft cross-entropy to the bootstrapped targets) both fall.
 
 Variants (`--config configs/default.py:ARG`, comma-separated):
-  smoke   a few steps of a tiny model (tests, CI);
-  labels  the `labels` base objective (annotations = the 20 object classes);
-  gamma0  the one-step form (gamma = 0).
+  smoke      a few steps of a tiny model (tests, CI);
+  labels     base objective `labels`: annotations = the 20 object classes of the scenes;
+  curated    with labels: the annotation batch comes from the real object images alone
+             (`objects`), bootstrapping from the scenes (two data streams);
+  dino       base objective `dino` (annotations = 256 learned prototypes);
+  clip       base objective `clip` (annotations = the scenes' generated captions);
+  base_only  the base objective alone (objective.ab_weight = 0): the baseline of each pair;
+  gamma0     the one-step form (gamma = 0).
+Ablations are config fields: model.value_head.use_action_tokens=False (no action tokens),
+ema.enabled=False (no target network), objective.base_weight=0 (no base loss),
+objective.ab_weight=0 (no bootstrapping), env.flip_prob / env.jitter_strength (augmentations),
+env.num_views, env.scale (crop scale range).
 """
 
 import ml_collections
 
+VARIANTS = ("smoke", "labels", "curated", "dino", "clip", "base_only", "gamma0")
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     args = set(arg.split(",")) if arg else set()
-    unknown = args - {"smoke", "labels", "gamma0"}
+    unknown = args - set(VARIANTS)
     if unknown:
         raise ValueError(f"configs/default.py: unknown variants {sorted(unknown)}")
     c = ml_collections.ConfigDict()
@@ -29,9 +40,16 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     c.data = ml_collections.ConfigDict()
     c.data.name = "scenes"
-    c.data.num_classes = 20
     c.data.source_kwargs = dict(num_scenes=50_000, canvas_size=64, seed=0)
     c.data.worker_count = 0
+    c.data.max_bad_fraction = 0.01  # undecodable records tolerated before the run stops
+
+    # The annotation batch's own data set (e.g. a curated labelled set); "" = same as `data`.
+    c.annotation_data = ml_collections.ConfigDict()
+    c.annotation_data.name = ""
+    c.annotation_data.source_kwargs = {}
+    c.annotation_data.worker_count = 0
+    c.annotation_data.max_bad_fraction = 0.01
 
     c.env = ml_collections.ConfigDict()
     c.env.num_views = 4
@@ -51,7 +69,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     c.model = ml_collections.ConfigDict()
     c.model.encoder = dict(variant="Ti", patch_size=8, depth=4, pool="cls")
-    c.model.value_head = dict(width=128, depth=2, num_heads=4, mlp_dim=256)
+    c.model.value_head = dict(
+        width=128, depth=2, num_heads=4, mlp_dim=256, use_action_tokens=True
+    )  # use_action_tokens=False: the invariance ablation
+    c.model.text = dict(width=128, depth=2, num_heads=4, mlp_dim=256, max_len=64)  # clip
     c.model.embed_dim = 128
     c.model.head_hidden_dim = 512
 
@@ -63,6 +84,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.objective.ab_weight = 1.0  # lambda; 0 trains the base objective alone
     c.objective.base_temperature = 10.0
     c.objective.ab_temperature = 10.0
+    c.objective.num_classes = 20  # labels: classes of the annotation data
+    c.objective.num_prototypes = 256  # dino: K
+    c.objective.dino = dict(student_temperature=0.1, teacher_temperature=0.04, center_momentum=0.9)
 
     c.ema = ml_collections.ConfigDict()
     c.ema.enabled = True
@@ -88,9 +112,24 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.mesh.data = -1
     c.mesh.fsdp = 1
 
-    if "labels" in args:
+    if "labels" in args or "curated" in args:
         c.objective.base = "labels"
         c.annotation_crops.jitter_strength = 0.0
+    if "curated" in args:
+        c.annotation_data.name = "objects"
+        c.annotation_data.source_kwargs = dict(canvas_size=c.data.source_kwargs["canvas_size"])
+    if "dino" in args:
+        c.objective.base = "dino"
+        c.annotation_crops.scale = (0.25, 1.0)
+        c.ema.momentum = 0.996
+    if "clip" in args:
+        c.objective.base = "clip"
+        c.annotation_crops.scale = (0.5, 1.0)  # RRC(0.5, 1) as in [PRE] Table 7
+        c.annotation_crops.flip_prob = 0.0  # captions may say left and right
+        c.annotation_crops.jitter_strength = 0.0
+        c.ema.schedule = "constant"
+    if "base_only" in args:
+        c.objective.ab_weight = 0.0
     if "gamma0" in args:
         c.objective.gamma = 0.0
     if "smoke" in args:
@@ -99,9 +138,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.annotation_batch_size = 16
         c.bootstrap_batch_size = 8
         c.data.source_kwargs = dict(num_scenes=256, canvas_size=32, seed=0)
+        if c.annotation_data.name:
+            c.annotation_data.source_kwargs = dict(canvas_size=32)
         c.env.view_size = 16
         c.model.encoder = dict(variant="mu", patch_size=8, depth=1, pool="cls")
-        c.model.value_head = dict(width=32, depth=1, num_heads=2, mlp_dim=64)
+        c.model.value_head = dict(
+            width=32, depth=1, num_heads=2, mlp_dim=64, use_action_tokens=True
+        )
+        c.model.text = dict(width=32, depth=1, num_heads=2, mlp_dim=64, max_len=48)
+        c.objective.num_prototypes = 32
         c.model.embed_dim = 32
         c.model.head_hidden_dim = 64
         c.optimizer.warmup_steps = 2

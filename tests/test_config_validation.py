@@ -13,7 +13,7 @@ def check(config, batch_shards=1, process_count=1):
 def test_default_configs_are_valid():
     for arg in (None, "smoke", "labels", "gamma0"):
         check(default.get_config(arg), batch_shards=8)
-    check(ab_vit_s16_cc12m.get_config("scenes"), batch_shards=256)
+    check(ab_vit_s16_cc12m.get_config("ab_simclr,scenes"), batch_shards=64)
 
 
 def test_batch_not_divisible_by_devices():
@@ -54,6 +54,11 @@ def test_bad_values_name_field_and_choices(field, value, message):
         check(config)
 
 
-def test_paper_config_without_real_data_names_the_source():
-    with pytest.raises(ValueError, match=r"data.name='cc12m'"):
-        check(ab_vit_s16_cc12m.get_config(), batch_shards=256)
+def test_paper_configs_are_valid():
+    for method in ("simclr", "ab_simclr", "dino", "ab_dino", "clip", "ab_clip"):
+        config = ab_vit_s16_cc12m.get_config(method)
+        check(config, batch_shards=64)
+        assert config.data.name == "array_record"
+        assert (config.objective.ab_weight > 0) == method.startswith("ab_")
+    with pytest.raises(ValueError, match="unknown variant 'mae'"):
+        ab_vit_s16_cc12m.get_config("mae")

@@ -101,3 +101,23 @@ def test_ema_update():
     online = {"w": jnp.array([3.0, 6.0])}
     out = ema.ema_update(target, online, 0.75)
     np.testing.assert_allclose(out["w"], [1.5, 3.0])
+
+
+def test_dino_centring_and_sharpening_by_hand():
+    scores = jnp.array([[1.0, 0.0, -1.0]])
+    center = jnp.array([0.5, 0.0, -0.5])
+    probs = base.dino_teacher_probabilities(scores, center, 0.5)
+    # (scores - center) / 0.5 = [1, 0, -1]
+    e = np.exp([1.0, 0.0, -1.0])
+    np.testing.assert_allclose(probs[0], e / e.sum(), rtol=1e-6)
+    new_center = base.update_center(center, jnp.array([[[1.0, 2.0, 3.0]], [[3.0, 2.0, 1.0]]]), 0.9)
+    # batch mean = [2, 2, 2]; 0.9 * center + 0.1 * mean
+    np.testing.assert_allclose(new_center, [0.65, 0.2, -0.25], rtol=1e-6)
+
+
+def test_dino_loss_pairs_each_teacher_crop_with_the_other_student_crop():
+    student = jnp.log(jnp.array([[[0.5, 0.5]], [[0.9, 0.1]]]))  # [m=2, N=1, K=2]
+    teacher = jnp.array([[[1.0, 0.0]], [[0.0, 1.0]]])
+    # CE(teacher crop 1, student crop 0) = -log 0.5; CE(teacher crop 0, student crop 1) = -log 0.9
+    expected = 0.5 * (-math.log(0.5) - math.log(0.9))
+    np.testing.assert_allclose(base.dino_loss(student, teacher), expected, rtol=1e-6)

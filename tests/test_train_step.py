@@ -26,7 +26,9 @@ def run_steps(config, steps: int):
     return state, history
 
 
-@pytest.mark.parametrize("variant", ["smoke", "smoke,labels"])
+@pytest.mark.parametrize(
+    "variant", ["smoke", "smoke,labels", "smoke,dino", "smoke,clip", "smoke,curated"]
+)
 def test_losses_fall_on_a_fixed_batch(variant):
     config = default.get_config(variant)
     config.total_steps = 40
@@ -57,7 +59,9 @@ def losses(config):
     trainer = build_trainer(config, mesh)
     batch = fixed_batch(config, mesh)
     state = trainer.state
-    _, metrics = compute_losses(trainer.graphdef, config, state.params, state.target_params, batch)
+    _, (metrics, _) = compute_losses(
+        trainer.graphdef, config, state.params, state.target_params, state.extras, batch
+    )
     return jax.device_get(metrics)
 
 
@@ -72,3 +76,54 @@ def test_gamma_zero_targets_ignore_next_values_and_no_target_network_matches_at_
     config.objective.gamma = 0.0
     one_step = losses(config)
     assert abs(one_step["ab/loss"] - with_target["ab/loss"]) > 1e-6
+
+
+@pytest.mark.parametrize("variant", ["smoke", "smoke,dino", "smoke,clip"])
+def test_base_only_variant_shares_everything_but_the_ab_term(variant):
+    with_ab = default.get_config(variant)
+    base_only = default.get_config(variant + ",base_only")
+    mesh = sharding.make_mesh(with_ab.mesh)
+    trainer = build_trainer(with_ab, mesh)
+    trainer_base = build_trainer(base_only, mesh)
+    # Same model, same parameters at initialisation.
+    for a, b in zip(
+        jax.tree.leaves(trainer.state.params),
+        jax.tree.leaves(trainer_base.state.params),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)
+    batch = fixed_batch(with_ab, mesh)
+    state = trainer.state
+    args = (state.params, state.target_params, state.extras, batch)
+    _, (ab_metrics, _) = compute_losses(trainer.graphdef, with_ab, *args)
+    _, (base_metrics, _) = compute_losses(trainer.graphdef, base_only, *args)
+    np.testing.assert_allclose(ab_metrics["base/loss"], base_metrics["base/loss"], rtol=1e-5)
+    np.testing.assert_allclose(base_metrics["loss"], base_metrics["base/loss"], rtol=1e-6)
+    np.testing.assert_allclose(
+        ab_metrics["loss"], ab_metrics["base/loss"] + ab_metrics["ab/loss"], rtol=1e-5
+    )
+
+
+def test_no_action_tokens_makes_values_invariant_to_the_action():
+    config = default.get_config("smoke")
+    config.model.value_head.use_action_tokens = False
+    mesh = sharding.make_mesh(config.mesh)
+    trainer = build_trainer(config, mesh)
+    from avrl_jax.models.params import from_plain_params
+    from avrl_jax.objectives.annotators import make_annotator
+    from avrl_jax.train_step import annotation_crops, bootstrap_episodes, forward
+
+    batch = jax.device_get(fixed_batch(config, mesh))
+    annotator = make_annotator(config.objective)
+    episodes = bootstrap_episodes(config, batch["bootstrap"]["image"], batch["bootstrap"]["index"])
+    ann = batch["annotation"]
+    crops = annotation_crops(config, annotator.num_crops, ann["image"], ann["index"])
+    views = episodes["views"]
+    images = np.concatenate(
+        [views.reshape(-1, *views.shape[2:]), crops.reshape(-1, *crops.shape[2:])]
+    )
+    model = from_plain_params(trainer.graphdef, trainer.state.params)
+    out = forward(model, annotator, images, episodes["tokens"], ann, crops.shape[0])
+    q = np.asarray(out["q_logits"])  # [B, n, n-1, A]
+    np.testing.assert_allclose(q[:, :, 0], q[:, :, 1], rtol=1e-5, atol=1e-6)
+    assert np.abs(q[:, 0] - q[:, 1]).max() > 1e-4  # still depends on the view

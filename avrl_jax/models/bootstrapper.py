@@ -5,9 +5,11 @@ simply a second copy of the same parameters:
 - `encoder`: ViT; patch tokens feed the value head, the pooled output feeds the heads.
 - `value_head`: phi_ab(x, a), a Transformer decoder whose queries are action tokens.
 - `base_query`: g(x), the base objective's embedding of a view.
-- `base_annotations` / `ab_annotations`: psi(l), the annotation embeddings of the base loss and of
-  the value function. They are separate heads (DESIGN §1.1): for `simclr` they embed the pooled
-  features of augmented crops (the base one is g itself), for `labels` they are class tables.
+- `base_annotations` / `ab_annotations`: psi(l), the annotation embeddings of the base loss and
+  of the value function; separate heads (DESIGN §1.1). What they embed depends on the base
+  objective (see `avrl_jax.objectives.annotators`): simclr crops (the base side is g itself),
+  labels classes, dino prototypes, clip captions (through `text_encoder`).
+- `base_temperature`, `ab_temperature`: learned logit scales.
 """
 
 import jax
@@ -16,15 +18,10 @@ from flax import nnx
 
 from avrl_jax.env.tokens import ActionBins, vocab_size
 from avrl_jax.models.heads import ClassEmbedding, ProjectionHead, Temperature
+from avrl_jax.models.text import TextEncoder
 from avrl_jax.models.value_head import ValueDecoder
 from avrl_jax.models.vit import ViT, vit_config
-
-BASE_OBJECTIVES = ("simclr", "labels")
-
-
-def check_base_objective(name: str) -> None:
-    if name not in BASE_OBJECTIVES:
-        raise ValueError(f"objective.base={name!r} is not valid; choose one of {BASE_OBJECTIVES}")
+from avrl_jax.objectives.annotators import BASE_OBJECTIVES
 
 
 class AnnotationBootstrapper(nnx.Module):
@@ -41,13 +38,16 @@ class AnnotationBootstrapper(nnx.Module):
         head_hidden_dim: int,
         vocab_size: int,
         tokens_per_action: int,
-        num_classes: int,
+        num_annotations: int,
         base_temperature: float,
         ab_temperature: float,
         rngs: nnx.Rngs,
+        text: dict | None = None,
     ):
-        check_base_objective(base_objective)
-        self.base_objective = base_objective
+        if base_objective not in BASE_OBJECTIVES:
+            raise ValueError(
+                f"objective.base={base_objective!r} is not valid; choose one of {BASE_OBJECTIVES}"
+            )
         self.encoder = ViT(image_size=image_size, rngs=rngs, **encoder)
         width = vit_config(encoder["variant"])["width"]
         self.value_head = ValueDecoder(
@@ -58,28 +58,34 @@ class AnnotationBootstrapper(nnx.Module):
             rngs=rngs,
             **value_head,
         )
-        self.base_query = ProjectionHead(width, head_hidden_dim, embed_dim, rngs=rngs)
+        # DINO's head is a 3-layer MLP to a bottleneck; the others use 2 layers.
+        layers = 3 if base_objective == "dino" else 2
+        self.base_query = ProjectionHead(width, head_hidden_dim, embed_dim, layers, rngs=rngs)
         if base_objective == "simclr":
             self.ab_annotations = ProjectionHead(width, head_hidden_dim, embed_dim, rngs=rngs)
-        else:
-            self.base_annotations = ClassEmbedding(num_classes, embed_dim, rngs=rngs)
-            self.ab_annotations = ClassEmbedding(num_classes, embed_dim, rngs=rngs)
+        elif base_objective in ("labels", "dino"):  # classes or prototypes
+            self.base_annotations = ClassEmbedding(num_annotations, embed_dim, rngs=rngs)
+            self.ab_annotations = ClassEmbedding(num_annotations, embed_dim, rngs=rngs)
+        else:  # clip: the shared text encoder, with a head for each side
+            self.text_encoder = TextEncoder(rngs=rngs, **text)
+            text_width = text["width"]
+            self.base_annotations = ProjectionHead(
+                text_width, head_hidden_dim, embed_dim, rngs=rngs
+            )
+            self.ab_annotations = ProjectionHead(text_width, head_hidden_dim, embed_dim, rngs=rngs)
         self.base_temperature = Temperature(base_temperature)
         self.ab_temperature = Temperature(ab_temperature)
-
-    def annotations(self, annotation_pooled: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """Annotation embeddings (base, ab), each [A, embed_dim].
-
-        annotation_pooled: [Ba, D] pooled features of the annotation crops (simclr's
-        annotations); unused for `labels`, whose annotations are the classes.
-        """
-        if self.base_objective == "simclr":
-            return self.base_query(annotation_pooled), self.ab_annotations(annotation_pooled)
-        return self.base_annotations(), self.ab_annotations()
 
     def values(self, patch_tokens: jax.Array, action_tokens: jax.Array) -> jax.Array:
         """phi_ab(x, a): patch_tokens [N, P, D], action_tokens int [N, Q, T] -> [N, Q, d]."""
         return self.value_head(patch_tokens, action_tokens)
+
+
+def num_annotations(objective) -> int:
+    """Size of a fixed annotation set (classes or prototypes); 0 when it is the batch."""
+    return {"labels": objective.num_classes, "dino": objective.num_prototypes}.get(
+        objective.base, 0
+    )
 
 
 def build_model(config, rngs: nnx.Rngs) -> AnnotationBootstrapper:
@@ -95,9 +101,10 @@ def build_model(config, rngs: nnx.Rngs) -> AnnotationBootstrapper:
         head_hidden_dim=config.model.head_hidden_dim,
         vocab_size=vocab_size(bins, with_flip=with_flip),
         tokens_per_action=4 + int(with_flip),
-        num_classes=config.data.num_classes,
+        num_annotations=num_annotations(config.objective),
         base_temperature=config.objective.base_temperature,
         ab_temperature=config.objective.ab_temperature,
+        text=dict(config.model.text),
         rngs=rngs,
     )
 

@@ -133,9 +133,9 @@ class EncoderBlock(nnx.Module):
         self.norm2 = nnx.LayerNorm(width, epsilon=_LN_EPS, dtype=dtype, rngs=rngs)
         self.mlp = MlpBlock(width, mlp_dim, rngs=rngs, dtype=dtype)
 
-    def __call__(self, x: jax.Array) -> jax.Array:
-        """`[N, L, D] -> [N, L, D]`."""
-        x = x + self.attn(self.norm1(x))
+    def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+        """`[N, L, D] -> [N, L, D]`; mask: bool `[N, 1, L, L]`, True where attention may look."""
+        x = x + self.attn(self.norm1(x), mask=mask)
         return x + self.mlp(self.norm2(x))
 
 
