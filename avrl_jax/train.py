@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -20,6 +21,7 @@ from avrl_jax.checkpointing import Checkpointer
 from avrl_jax.config_validation import validate_config
 from avrl_jax.data import pipeline
 from avrl_jax.data.bad_records import BadRecordMonitor
+from avrl_jax.evaluation.in_loop import FewShotEvaluator
 from avrl_jax.metrics_writer import MetricWriter
 from avrl_jax.models.bootstrapper import build_model, count_params
 from avrl_jax.models.params import to_plain_params
@@ -83,23 +85,48 @@ class Trainer:
     update: Callable
     graphdef: nnx.GraphDef
     overview: str
+    state_sharding: Any
+
+
+def shard_state_like(config, mesh, state):
+    """The shardings of a (possibly abstract) train state under `config.mesh`'s rules."""
+    return sharding.state_shardings(
+        state,
+        mesh,
+        rules=[tuple(rule) for rule in config.mesh.rules],
+        min_fsdp_size=config.mesh.fsdp_min_size,
+    )
+
+
+def jit_update(config, mesh, graphdef, optimizer, state_sharding) -> Callable:
+    """The update step, jitted with explicit shardings; the input state is donated."""
+    return jax.jit(
+        make_update_step(graphdef, config, optimizer),
+        in_shardings=(state_sharding, sharding.batch_sharding(mesh)),
+        out_shardings=(state_sharding, sharding.replicated(mesh)),
+        donate_argnums=0,
+    )
 
 
 def build_trainer(config, mesh) -> Trainer:
-    """Model, optimizer, replicated train state and the jitted, sharded update step."""
+    """Model, optimizer, sharded train state and the jitted, sharded update step.
+
+    Parameters, EMA target and optimizer state are replicated, or FSDP-sharded by
+    `config.mesh.rules` / `config.mesh.fsdp_min_size` (see `sharding.state_shardings`).
+    """
     model = build_model(config, nnx.Rngs(config.seed))
     graphdef, params = to_plain_params(model)
     overview = parameter_overview.get_parameter_overview(params)
     optimizer = make_optimizer(config)
-    replicated = sharding.replicated(mesh)
-    state = jax.device_put(init_state(params, optimizer, config), replicated)
-    update = jax.jit(
-        make_update_step(graphdef, config, optimizer),
-        in_shardings=(replicated, sharding.batch_sharding(mesh)),
-        out_shardings=(replicated, replicated),
-        donate_argnums=0,
+    state = init_state(params, optimizer, config)
+    state_sharding = shard_state_like(config, mesh, state)
+    return Trainer(
+        state=jax.device_put(state, state_sharding),
+        update=jit_update(config, mesh, graphdef, optimizer, state_sharding),
+        graphdef=graphdef,
+        overview=overview,
+        state_sharding=state_sharding,
     )
-    return Trainer(state=state, update=update, graphdef=graphdef, overview=overview)
 
 
 def first_non_finite(window: list[dict], first_step: int) -> tuple[int, str] | None:
@@ -169,6 +196,9 @@ def train_and_evaluate(config, workdir: str):
         logging.info("Parameters (%d):\n%s", count_params(state.params), trainer.overview)
         writer.write_text("parameters", f"```\n{trainer.overview}\n```")
 
+    # --- In-loop evaluation: few-shot ridge on frozen features -----------------------------
+    fewshot = FewShotEvaluator(config) if config.fewshot_eval.every_steps else None
+
     # --- Loop -------------------------------------------------------------------------------
     images_per_step = config.annotation_batch_size + (
         config.bootstrap_batch_size if "bootstrap" in iterators else 0
@@ -198,6 +228,8 @@ def train_and_evaluate(config, workdir: str):
                 for monitor in monitors.values():
                     if monitor.num_seen:  # sources that can hold bad records
                         scalars.update(monitor.metrics())
+                if fewshot and done % config.fewshot_eval.every_steps == 0:
+                    scalars.update(fewshot(state.params["encoder"]))
                 perf = progress.update(done)
                 writer.write_scalars(done, {**scalars, **perf})
                 if is_main:

@@ -68,6 +68,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.total_steps = VIEWS_SEEN // views_per_step
     c.log_every = 100
     c.checkpoint.every_steps = 2000
+    c.fewshot_eval.every_steps = 5000
+    c.fewshot_eval.task = dict(name="count", num_train=5000, num_test=2000, seed=0, canvas_size=256)
 
     c.data.name = "array_record"
     c.data.source_kwargs = dict(path="/data/cc12m/arrayrecord", canvas_size=256)

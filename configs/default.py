@@ -103,6 +103,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.optimizer.b2 = 0.999
     c.optimizer.grad_clip_norm = 1.0
 
+    # In-loop signal: few-shot ridge on frozen features of a small probe set (0 = off);
+    # every_steps must be a multiple of log_every.
+    c.fewshot_eval = ml_collections.ConfigDict()
+    c.fewshot_eval.every_steps = 250
+    c.fewshot_eval.task = dict(name="count", num_train=1000, num_test=500, seed=0, canvas_size=64)
+    c.fewshot_eval.shots = (5, 10)
+    c.fewshot_eval.batch_size = 256
+
     c.checkpoint = ml_collections.ConfigDict()
     c.checkpoint.every_steps = 100
     c.checkpoint.keep = 3
@@ -110,7 +118,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     c.mesh = ml_collections.ConfigDict()
     c.mesh.data = -1
-    c.mesh.fsdp = 1
+    c.mesh.fsdp = 1  # > 1: parameters, EMA target and optimizer state split over `fsdp`
+    c.mesh.fsdp_min_size = 2**20  # leaves with fewer elements stay replicated
+    c.mesh.rules = ()  # (regex on the leaf path, "replicate" | "fsdp"); first match wins
 
     if "labels" in args or "curated" in args:
         c.objective.base = "labels"
@@ -151,4 +161,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.model.head_hidden_dim = 64
         c.optimizer.warmup_steps = 2
         c.checkpoint.every_steps = 2
+        c.fewshot_eval.every_steps = 6
+        c.fewshot_eval.task = dict(name="count", num_train=64, num_test=32, seed=0, canvas_size=32)
+        c.fewshot_eval.shots = (2,)
     return c

@@ -32,6 +32,7 @@ def test_main_runs_a_few_steps(tmp_path):
     for record in records:
         for key in ("loss", "base/loss", "ab/loss", "perf/images_per_sec", "learning_rate"):
             assert key in record and isinstance(record[key], float), key
+    assert 0.0 <= records[-1]["fewshot/count/2shot"] <= 1.0  # the in-loop few-shot signal
     config = json.load(open(tmp_path / "config.json"))
     assert config["objective"]["base"] == "simclr" and config["total_steps"] == 6
     assert os.listdir(tmp_path / "tensorboard"), "no TensorBoard event file"

@@ -1,0 +1,72 @@
+r"""Probe: Clevr/Count-style object counting. The whole scene goes through the frozen encoder;
+the label is its number of objects (1-4, four classes, about uniform).
+
+Run (after pretraining into DIR; --random_init gives the baseline column):
+  .venv/bin/python -m avrl_jax.probe --workdir DIR --config configs/probe_count.py
+  .venv/bin/python -m avrl_jax.probe --workdir DIR --config configs/probe_count.py --random_init
+
+Variant `configs/probe_count.py:background`: scene classification instead (which of the 17
+background photos and textures the scene was cut from), results under "scene_background".
+
+Expect: about 1.5 minutes on 2 CPU cores. Measured test accuracy, encoder of
+configs/default.py after its 500 steps vs the same run's random initialisation:
+  count (chance 25%, majority class 27.1%):
+    linear 39.0 vs 32.2, MAP 41.5 vs 35.6, kNN (k=20) 39.3 vs 28.2, 10-shot ridge 26.6 vs 27.6;
+  background (17 classes, majority class 5.6%):
+    linear 74.5 vs 74.3, MAP 78.8 vs 81.1, kNN (k=20) 60.4 vs 65.4, 10-shot 54.5 vs 53.2.
+Counting is where the brief default run already beats its random start.
+"""
+
+import ml_collections
+from ml_collections import config_dict
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    if arg not in (None, "", "background"):
+        raise ValueError(f"configs/probe_count.py: unknown variant {arg!r}; valid: background")
+    task = "scene_background" if arg == "background" else "count"
+    c = ml_collections.ConfigDict()
+    c.name = task  # the key in probe_results.json and the TensorBoard folder
+    c.seed = 0
+    c.batch_size = 256  # images per frozen forward pass
+    c.token_dtype = "float32"  # patch tokens cached for the MAP probe: float32 or bfloat16
+
+    c.task = ml_collections.ConfigDict()
+    c.task.name = task
+    c.task.num_train = 5000  # scenes
+    c.task.num_test = 2000  # held-out test scenes
+    c.task.seed = 0
+    c.task.canvas_size = 64  # the scenes' resolution, as in pretraining
+
+    c.linear = ml_collections.ConfigDict()
+    c.linear.enabled = True
+    c.linear.learning_rates = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
+    c.linear.weight_decays = (0.0, 1e-3, 1e-1)
+    c.linear.steps = 1000
+    c.linear.batch_size = 512
+    c.linear.holdout_fraction = 0.1
+    c.linear.standardize = True
+    c.linear.optimizer = "adamw"
+
+    c.map = ml_collections.ConfigDict()
+    c.map.enabled = True
+    c.map.num_heads = config_dict.placeholder(int)  # None: the encoder's
+    c.map.mlp_dim = config_dict.placeholder(int)  # None: the encoder's
+    c.map.learning_rate = 1e-3
+    c.map.weight_decay = 1e-4
+    c.map.steps = 500
+    c.map.warmup_steps = 50
+    c.map.batch_size = 256
+
+    c.knn = ml_collections.ConfigDict()
+    c.knn.enabled = True
+    c.knn.k = (10, 20)
+    c.knn.temperature = 0.07
+    c.knn.test_chunk = 256
+    c.knn.train_chunk = 8192
+
+    c.fewshot = ml_collections.ConfigDict()
+    c.fewshot.enabled = True
+    c.fewshot.shots = (1, 5, 10)
+    c.fewshot.l2_regs = (2.0**-10, 2.0**-5, 1.0, 2.0**5, 2.0**10)
+    return c

@@ -1,0 +1,67 @@
+r"""Probe: classify the real object images alone (MNIST digits and animal silhouettes, 20
+classes), from frozen encoder features.
+
+Run (after pretraining into DIR; --random_init gives the baseline column):
+  .venv/bin/python -m avrl_jax.probe --workdir DIR --config configs/probe_objects.py
+  .venv/bin/python -m avrl_jax.probe --workdir DIR --config configs/probe_objects.py --random_init
+
+Expect: about 1 minute on 2 CPU cores (features 15 s, linear sweep 9 s, MAP 27 s, kNN 1 s,
+few-shot 0.2 s). Chance is 5% (majority class 6.8%). Measured test accuracy, encoder of
+configs/default.py after its 500 steps vs the same run's random initialisation:
+  linear 72.0 vs 70.5, MAP 78.3 vs 80.5, kNN (k=20) 60.9 vs 60.7, 10-shot ridge 43.0 vs 47.0.
+Random ViT features already separate these clean, centred shapes; the brief default run does
+not move them. A longer run should beat the random column.
+"""
+
+import ml_collections
+from ml_collections import config_dict
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    if arg:
+        raise ValueError(f"configs/probe_objects.py takes no variants, got {arg!r}")
+    c = ml_collections.ConfigDict()
+    c.name = "objects"  # the key in probe_results.json and the TensorBoard folder
+    c.seed = 0
+    c.batch_size = 256  # images per frozen forward pass
+    c.token_dtype = "float32"  # patch tokens cached for the MAP probe: float32 or bfloat16
+
+    c.task = ml_collections.ConfigDict()
+    c.task.name = "objects"
+    c.task.num_train = 5000
+    c.task.num_test = 2000
+    c.task.seed = 0
+    c.task.canvas_size = 64
+
+    c.linear = ml_collections.ConfigDict()
+    c.linear.enabled = True
+    c.linear.learning_rates = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
+    c.linear.weight_decays = (0.0, 1e-3, 1e-1)
+    c.linear.steps = 1000
+    c.linear.batch_size = 512
+    c.linear.holdout_fraction = 0.1
+    c.linear.standardize = True
+    c.linear.optimizer = "adamw"
+
+    c.map = ml_collections.ConfigDict()
+    c.map.enabled = True
+    c.map.num_heads = config_dict.placeholder(int)  # None: the encoder's
+    c.map.mlp_dim = config_dict.placeholder(int)  # None: the encoder's
+    c.map.learning_rate = 1e-3
+    c.map.weight_decay = 1e-4
+    c.map.steps = 500
+    c.map.warmup_steps = 50
+    c.map.batch_size = 256
+
+    c.knn = ml_collections.ConfigDict()
+    c.knn.enabled = True
+    c.knn.k = (10, 20)
+    c.knn.temperature = 0.07
+    c.knn.test_chunk = 256
+    c.knn.train_chunk = 8192
+
+    c.fewshot = ml_collections.ConfigDict()
+    c.fewshot.enabled = True
+    c.fewshot.shots = (1, 5, 10)
+    c.fewshot.l2_regs = (2.0**-10, 2.0**-5, 1.0, 2.0**5, 2.0**10)
+    return c
