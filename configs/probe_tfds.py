@@ -20,6 +20,8 @@ Sizes: num_train examples drawn at random from the train split (the full ImageNe
 import ml_collections
 from ml_collections import config_dict
 
+from configs.probe_common import add_probe_sections
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if arg:
@@ -44,35 +46,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.task.num_classes = config_dict.placeholder(int)  # None: from the data set's info
     c.task.num_threads = 8  # decoding threads
 
-    c.linear = ml_collections.ConfigDict()
-    c.linear.enabled = True
-    c.linear.learning_rates = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
-    c.linear.weight_decays = (0.0, 1e-3, 1e-1)
-    c.linear.steps = 1000
-    c.linear.batch_size = 512
-    c.linear.holdout_fraction = 0.1
-    c.linear.standardize = True
-    c.linear.optimizer = "adamw"
-
-    c.map = ml_collections.ConfigDict()
-    c.map.enabled = True
-    c.map.num_heads = config_dict.placeholder(int)  # None: the encoder's
-    c.map.mlp_dim = config_dict.placeholder(int)  # None: the encoder's
-    c.map.learning_rate = 1e-3
-    c.map.weight_decay = 1e-4
-    c.map.steps = 500
-    c.map.warmup_steps = 50
-    c.map.batch_size = 256
-
-    c.knn = ml_collections.ConfigDict()
-    c.knn.enabled = True
-    c.knn.k = (10, 20)
-    c.knn.temperature = 0.07
-    c.knn.test_chunk = 256
-    c.knn.train_chunk = 8192
-
-    c.fewshot = ml_collections.ConfigDict()
-    c.fewshot.enabled = True
-    c.fewshot.shots = (1, 5, 10)
-    c.fewshot.l2_regs = (2.0**-10, 2.0**-5, 1.0, 2.0**5, 2.0**10)
+    add_probe_sections(c)
     return c
