@@ -161,6 +161,11 @@ def train_and_evaluate(config, workdir: str):
     validate_config(
         config, batch_shards=sharding.batch_shards(mesh), process_count=jax.process_count()
     )
+    if "://" in workdir:
+        raise ValueError(
+            f"workdir={workdir!r}: remote URLs are not supported; mount the bucket on every "
+            "host (e.g. gcsfuse BUCKET /mnt/BUCKET) and pass the mounted path"
+        )
     is_main = jax.process_index() == 0
     os.makedirs(workdir, exist_ok=True)
     if is_main:

@@ -11,7 +11,8 @@ ImageNet decoder-probe accuracies after ~800M views on CC12M (arXiv version, PAP
   ab_clip    AB_CLIP                      74.1
 
 Run (on each host of a pod; see launch/):
-  python -m avrl_jax.main --config configs/ab_vit_s16_cc12m.py:ab_clip --workdir gs://B/ab_clip
+  python -m avrl_jax.main --distributed --config configs/ab_vit_s16_cc12m.py:ab_clip \
+      --workdir /mnt/BUCKET/ab_clip   # a bucket mounted on every host (gcsfuse)
 
 Batches follow Table 7: AB uses an annotation batch of base // 2 images and a bootstrap batch
 of base // 8 images x 4 views; the base-only runs use the base batch itself. Hardware is not

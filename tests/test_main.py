@@ -46,6 +46,7 @@ def test_main_runs_a_few_steps(tmp_path):
         ("--config.model.encoder.variant=XL", "model.encoder.variant='XL'.*'Ti'"),
         ("--config.objective.base=mae", "objective.base='mae'.*'simclr'"),
         ("--config.data.name=imagenet", "data.name='imagenet'.*'scenes'"),
+        ("--workdir=gs://bucket/run", "workdir='gs://bucket/run': remote URLs are not supported"),
     ],
 )
 def test_bad_config_fails_at_start_naming_the_field(tmp_path, override, message):

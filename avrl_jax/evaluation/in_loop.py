@@ -6,6 +6,7 @@ training metrics as `fewshot/<task>/<k>shot`. The images are rendered once, at s
 """
 
 import numpy as np
+from jax.experimental import multihost_utils
 
 from avrl_jax.evaluation import features as features_lib
 from avrl_jax.evaluation import tasks
@@ -32,7 +33,11 @@ class FewShotEvaluator:
         self.graphdef, _ = build_encoder(train_config)
 
     def __call__(self, encoder_params) -> dict[str, float]:
-        encoder = (self.graphdef, encoder_params)
+        """Collective on multi-host runs: every process calls it at the same step."""
+        # Global (replicated or FSDP-sharded) arrays to whole host copies: each process then
+        # encodes the probe set on its own devices.
+        host_params = multihost_utils.process_allgather(encoder_params, tiled=True)
+        encoder = (self.graphdef, host_params)
         train = features_lib.extract_features(encoder, self.train[0], batch_size=self.batch_size)
         test = features_lib.extract_features(encoder, self.test[0], batch_size=self.batch_size)
         results = few_shot_accuracy(
