@@ -43,9 +43,10 @@ Options (a flag, or the environment variable in brackets; flags win):
                             (default python3.11) [PYTHON]
   --config CONFIG           config, relative to the checkout, e.g.
                             configs/ab_vit_s16_cc12m.py:ab_simclr [CONFIG]           (run)
-  --workdir DIR             shared storage that every worker reaches [WORKDIR]      (run)
+  --workdir DIR             absolute path on a filesystem mounted on every worker, e.g.
+                            /mnt/my-bucket/ab_simclr; not gs:// (see below) [WORKDIR] (run)
   --shared-workdir          WORKDIR is a path on a filesystem mounted on every worker
-                            [SHARED_WORKDIR=1]
+                            (required with run) [SHARED_WORKDIR=1]
   --extra-args ARGS         more flags for avrl_jax.main, split on spaces [EXTRA_ARGS];
                             MAIN_ARGS after -- are appended as they are
   --log-file FILE           log on each worker, relative to home (default avrl_jax.log) [LOG_FILE]
@@ -57,9 +58,12 @@ Options (a flag, or the environment variable in brackets; flags win):
 WORKDIR: every worker writes its shards of each checkpoint into WORKDIR, so it must be shared
 storage: an absolute path, passed with --shared-workdir, on a filesystem mounted at the same
 place on every worker (NFS, Filestore, or a bucket through gcsfuse, which needs --implicit-dirs
-and a --rename-dir-limit large enough for Orbax's checkpoint directories). gs:// URLs are not
-supported directly: mount the bucket (gcsfuse BUCKET /mnt/BUCKET) and pass the mounted path. A worker-local path gives
-every worker its own partial checkpoint, and the run cannot resume.
+and a --rename-dir-limit large enough for Orbax's checkpoint directories). A worker-local path
+gives every worker its own partial checkpoint, and the run cannot resume.
+gs:// workdirs are not supported directly (the training code writes metrics, config.json and
+checkpoints with local file operations): mount the bucket with gcsfuse on every worker, e.g.
+  gcsfuse --implicit-dirs BUCKET /mnt/BUCKET
+and pass --workdir /mnt/BUCKET/DIR --shared-workdir.
 
 Example (a v4-32: 4 hosts of 4 chips):
   launch/tpu_pod.sh --name my-pod --zone us-central2-b --accelerator-type v4-32 \
@@ -214,7 +218,7 @@ check_workdir() {
   case $WORKDIR in
     *://*)
       die_usage "WORKDIR=$WORKDIR: gs:// (and other URL) workdirs are not supported directly;\
- mount the bucket with gcsfuse on every worker (gcsfuse BUCKET /mnt/BUCKET) and pass\
+ mount the bucket with gcsfuse on every worker (e.g. gcsfuse BUCKET /mnt/BUCKET) and pass\
  --workdir /mnt/BUCKET/DIR --shared-workdir."
       ;;
   esac

@@ -200,8 +200,9 @@ def test_tpu_pod_rejects_a_workdir_that_is_not_shared(args):
     assert "--shared-workdir" in result.stderr
 
 
+@pytest.mark.parametrize("shared", [["--shared-workdir"], []])
 @pytest.mark.parametrize("workdir", ["gs://my-bucket/run", "gs://"])
-def test_tpu_pod_rejects_gs_urls_and_says_to_mount_the_bucket(workdir):
+def test_tpu_pod_rejects_gs_urls_and_says_to_mount_the_bucket(workdir, shared):
     result = run_script(
         "tpu_pod.sh",
         "--dry-run",
@@ -210,11 +211,12 @@ def test_tpu_pod_rejects_gs_urls_and_says_to_mount_the_bucket(workdir):
         "configs/default.py",
         "--workdir",
         workdir,
-        "--shared-workdir",
+        *shared,
         "run",
     )
-    assert result.returncode == 2 and result.stdout == ""
+    assert result.returncode == 2 and result.stdout == ""  # nothing printed, nothing run
     assert f"WORKDIR={workdir}: gs:// (and other URL) workdirs are not supported" in result.stderr
+    assert "mount the bucket with gcsfuse on every worker" in result.stderr
     assert "gcsfuse BUCKET /mnt/BUCKET" in result.stderr
     assert "--workdir /mnt/BUCKET/DIR --shared-workdir" in result.stderr
 
