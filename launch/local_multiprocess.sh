@@ -6,6 +6,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PROG=launch/local_multiprocess.sh
+# shellcheck source=launch/common.sh
+source "$ROOT/launch/common.sh"
 
 usage() {
   cat <<'EOF'
@@ -38,35 +40,6 @@ Example (2 processes of 4 devices each, a few steps of a tiny model):
   launch/local_multiprocess.sh --num-processes 2 --devices-per-process 4 \
     --config configs/default.py:smoke --workdir workdir/multiprocess
 EOF
-}
-
-die_usage() {
-  printf '%s: %s\n' "$PROG" "$1" >&2
-  printf 'Run %s --help for usage.\n' "$PROG" >&2
-  exit 2
-}
-
-# Prints one word so that a shell reads it back as it is (plain words stay plain).
-quote() {
-  local s=$1
-  if [[ $s =~ ^[A-Za-z0-9_@%+=:,./-]+$ ]]; then
-    printf '%s' "$s"
-  elif [[ $s =~ ^(--[A-Za-z0-9_.-]+=)(.*)$ ]]; then
-    local flag=${BASH_REMATCH[1]} value=${BASH_REMATCH[2]}
-    printf '%s' "$flag"
-    quote "$value"
-  else
-    printf "'%s'" "${s//\'/\'\\\'\'}"
-  fi
-}
-
-# The words quoted and joined with spaces.
-quote_words() {
-  local out=() word
-  for word in "$@"; do
-    out+=("$(quote "$word")")
-  done
-  printf '%s' "${out[*]}"
 }
 
 # --- settings -----------------------------------------------------------------------------

@@ -5,6 +5,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PROG=launch/slurm.sh
+# shellcheck source=launch/common.sh
+source "$ROOT/launch/common.sh"
 
 usage() {
   cat <<'EOF'
@@ -45,43 +47,15 @@ mounts at the same path): the pinned set and the CUDA build of the same JAX vers
   .venv/bin/python -m pip install "jax[cuda12]==$(.venv/bin/python -c 'import jax; print(jax.__version__)')"
 
 WORKDIR: every process writes its shards of each checkpoint into WORKDIR, so it must be on a
-filesystem that every node mounts (NFS, Lustre, GPFS) or a gs:// path; a node-local path
-(/tmp, local scratch) gives every node its own partial checkpoint and the run cannot resume.
+filesystem that every node mounts (NFS, Lustre, GPFS, a bucket through gcsfuse); a
+node-local path (/tmp, local scratch) gives every node its own partial checkpoint and the run
+cannot resume. gs:// URLs are refused: mount the bucket on every node and pass the mounted path.
 A relative WORKDIR is taken relative to the current directory.
 
 Example (2 nodes of 8 GPUs):
   launch/slurm.sh --nodes 2 --gpus-per-node 8 --partition gpu --time 2-00:00:00 \
     --config configs/ab_vit_s16_cc12m.py:ab_simclr --workdir /shared/runs/ab_simclr
 EOF
-}
-
-die_usage() {
-  printf '%s: %s\n' "$PROG" "$1" >&2
-  printf 'Run %s --help for usage.\n' "$PROG" >&2
-  exit 2
-}
-
-# Prints one word so that a shell reads it back as it is (plain words stay plain).
-quote() {
-  local s=$1
-  if [[ $s =~ ^[A-Za-z0-9_@%+=:,./-]+$ ]]; then
-    printf '%s' "$s"
-  elif [[ $s =~ ^(--[A-Za-z0-9_.-]+=)(.*)$ ]]; then
-    local flag=${BASH_REMATCH[1]} value=${BASH_REMATCH[2]}
-    printf '%s' "$flag"
-    quote "$value"
-  else
-    printf "'%s'" "${s//\'/\'\\\'\'}"
-  fi
-}
-
-# The words quoted and joined with spaces.
-quote_words() {
-  local out=() word
-  for word in "$@"; do
-    out+=("$(quote "$word")")
-  done
-  printf '%s' "${out[*]}"
 }
 
 # --- settings -----------------------------------------------------------------------------
@@ -163,8 +137,9 @@ check_settings() {
   [[ $NODES =~ ^[1-9][0-9]*$ ]] || die_usage "NODES must be a positive number, not '$NODES'"
   [[ $GPUS_PER_NODE =~ ^[1-9][0-9]*$ ]] ||
     die_usage "GPUS_PER_NODE must be a positive number, not '$GPUS_PER_NODE'"
+  reject_url_workdir node "--workdir /mnt/BUCKET/DIR"
   case $WORKDIR in
-    /* | gs://*) ;;
+    /*) ;;
     *) WORKDIR=$PWD/$WORKDIR ;;
   esac
   case $LOG_DIR in

@@ -6,6 +6,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PROG=launch/tpu_pod.sh
+# shellcheck source=launch/common.sh
+source "$ROOT/launch/common.sh"
 
 usage() {
   cat <<'EOF'
@@ -75,33 +77,9 @@ Example (a v4-32: 4 hosts of 4 chips):
 EOF
 }
 
-die_usage() {
-  printf '%s: %s\n' "$PROG" "$1" >&2
-  printf 'Run %s --help for usage.\n' "$PROG" >&2
-  exit 2
-}
-
-# Prints one word so that a shell reads it back as it is (plain words stay plain).
-quote() {
-  local s=$1
-  if [[ $s =~ ^[A-Za-z0-9_@%+=:,./-]+$ ]]; then
-    printf '%s' "$s"
-  elif [[ $s =~ ^(--[A-Za-z0-9_.-]+=)(.*)$ ]]; then
-    local flag=${BASH_REMATCH[1]} value=${BASH_REMATCH[2]}
-    printf '%s' "$flag"
-    quote "$value"
-  else
-    printf "'%s'" "${s//\'/\'\\\'\'}"
-  fi
-}
-
 # The command line, copy-pasteable: '+ ' and its quoted words.
 show() {
-  local line="+" word
-  for word in "$@"; do
-    line+=" $(quote "$word")"
-  done
-  printf '%s\n' "$line"
+  printf '+ %s\n' "$(quote_words "$@")"
 }
 
 # Prints the command; runs it unless this is a dry run.
@@ -215,13 +193,7 @@ need() {
 }
 
 check_workdir() {
-  case $WORKDIR in
-    *://*)
-      die_usage "WORKDIR=$WORKDIR: gs:// (and other URL) workdirs are not supported directly;\
- mount the bucket with gcsfuse on every worker (e.g. gcsfuse BUCKET /mnt/BUCKET) and pass\
- --workdir /mnt/BUCKET/DIR --shared-workdir."
-      ;;
-  esac
+  reject_url_workdir worker "--workdir /mnt/BUCKET/DIR --shared-workdir"
   if [ "$SHARED_WORKDIR" = 1 ] && [[ $WORKDIR == /* ]]; then
     return 0
   fi

@@ -456,6 +456,15 @@ def test_slurm_missing_settings_are_named(tmp_path):
     assert result.returncode == 2 and "go after --" in result.stderr
 
 
+def test_slurm_rejects_gs_urls_and_says_to_mount_the_bucket():
+    result = run_script(
+        "slurm.sh", "--dry-run", "--nodes", "2", "--config", "c", "--workdir", "gs://b/run"
+    )
+    assert result.returncode == 2 and result.stdout == ""  # no script printed, none submitted
+    assert "WORKDIR=gs://b/run: gs:// (and other URL) workdirs are not supported" in result.stderr
+    assert "gcsfuse on every node (e.g. gcsfuse BUCKET /mnt/BUCKET)" in result.stderr
+
+
 def test_slurm_submits_the_printed_script(tmp_path):
     if not (ROOT / ".venv" / "bin" / "python").exists():
         pytest.skip("the script checks for .venv, which launch/install.sh creates")
