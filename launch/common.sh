@@ -1,5 +1,7 @@
 # shellcheck shell=bash
 # What the launch scripts share; each sources this file after setting PROG.
+# It sets the scripts' DRY_RUN and MAIN_ARGS, which shellcheck cannot see used here.
+# shellcheck disable=SC2034
 
 die_usage() {
   printf '%s: %s\n' "$PROG" "$1" >&2
@@ -40,4 +42,46 @@ reject_url_workdir() {
  mount the bucket with gcsfuse on every $1 (e.g. gcsfuse BUCKET /mnt/BUCKET) and pass $2."
       ;;
   esac
+}
+
+# Parses the command line into the calling script's settings: -h/--help, --dry-run, the
+# script's switches (its set_switch returns 0 for a flag it takes without a value),
+# --flag VALUE and --flag=VALUE (its set_option), other words (its set_word) and, after --,
+# the flags for avrl_jax.main (MAIN_ARGS).
+parse_args() {
+  local arg
+  while [ $# -gt 0 ]; do
+    arg=$1
+    shift
+    case $arg in
+      -h | --help)
+        usage
+        exit 0
+        ;;
+      --dry-run) DRY_RUN=1 ;;
+      --)
+        MAIN_ARGS=("$@")
+        return
+        ;;
+      --*=*) set_option "${arg%%=*}" "${arg#*=}" ;;
+      --*)
+        if set_switch "$arg"; then
+          continue
+        fi
+        [ $# -ge 1 ] || die_usage "$arg needs a value"
+        set_option "$arg" "$1"
+        shift
+        ;;
+      *) set_word "$arg" ;;
+    esac
+  done
+}
+
+# The defaults of parse_args's hooks: no switches, no words.
+set_switch() {
+  return 1
+}
+
+set_word() {
+  die_usage "unexpected argument: $1 (flags for avrl_jax.main go after --)"
 }

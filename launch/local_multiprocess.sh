@@ -54,51 +54,18 @@ EXTRA_ARGS=${EXTRA_ARGS:-}
 DRY_RUN=${DRY_RUN:-0}
 MAIN_ARGS=()
 
-parse_args() {
-  local arg value
-  while [ $# -gt 0 ]; do
-    arg=$1
-    case $arg in
-      -h | --help)
-        usage
-        exit 0
-        ;;
-      --dry-run)
-        DRY_RUN=1
-        shift
-        continue
-        ;;
-      --)
-        shift
-        MAIN_ARGS=("$@")
-        return
-        ;;
-      --*=*)
-        value=${arg#*=}
-        arg=${arg%%=*}
-        shift
-        ;;
-      --*)
-        [ $# -ge 2 ] || die_usage "$arg needs a value"
-        value=$2
-        shift 2
-        ;;
-      *)
-        die_usage "unexpected argument: $arg (flags for avrl_jax.main go after --)"
-        ;;
-    esac
-    case $arg in
-      --config) CONFIG=$value ;;
-      --workdir) WORKDIR=$value ;;
-      --num-processes) NUM_PROCESSES=$value ;;
-      --devices-per-process) DEVICES_PER_PROCESS=$value ;;
-      --port) PORT=$value ;;
-      --log-dir) LOG_DIR=$value ;;
-      --python) PYTHON=$value ;;
-      --extra-args) EXTRA_ARGS=$value ;;
-      *) die_usage "unknown option: $arg" ;;
-    esac
-  done
+set_option() {
+  case $1 in
+    --config) CONFIG=$2 ;;
+    --workdir) WORKDIR=$2 ;;
+    --num-processes) NUM_PROCESSES=$2 ;;
+    --devices-per-process) DEVICES_PER_PROCESS=$2 ;;
+    --port) PORT=$2 ;;
+    --log-dir) LOG_DIR=$2 ;;
+    --python) PYTHON=$2 ;;
+    --extra-args) EXTRA_ARGS=$2 ;;
+    *) die_usage "unknown option: $1" ;;
+  esac
 }
 
 check_settings() {

@@ -74,55 +74,22 @@ EXTRA_ARGS=${EXTRA_ARGS:-}
 DRY_RUN=${DRY_RUN:-0}
 MAIN_ARGS=()
 
-parse_args() {
-  local arg value
-  while [ $# -gt 0 ]; do
-    arg=$1
-    case $arg in
-      -h | --help)
-        usage
-        exit 0
-        ;;
-      --dry-run)
-        DRY_RUN=1
-        shift
-        continue
-        ;;
-      --)
-        shift
-        MAIN_ARGS=("$@")
-        return
-        ;;
-      --*=*)
-        value=${arg#*=}
-        arg=${arg%%=*}
-        shift
-        ;;
-      --*)
-        [ $# -ge 2 ] || die_usage "$arg needs a value"
-        value=$2
-        shift 2
-        ;;
-      *)
-        die_usage "unexpected argument: $arg (flags for avrl_jax.main go after --)"
-        ;;
-    esac
-    case $arg in
-      --nodes) NODES=$value ;;
-      --config) CONFIG=$value ;;
-      --workdir) WORKDIR=$value ;;
-      --gpus-per-node) GPUS_PER_NODE=$value ;;
-      --cpus-per-task) CPUS_PER_TASK=$value ;;
-      --time) TIME=$value ;;
-      --partition) PARTITION=$value ;;
-      --account) ACCOUNT=$value ;;
-      --job-name) JOB_NAME=$value ;;
-      --sbatch-args) SBATCH_ARGS=$value ;;
-      --log-dir) LOG_DIR=$value ;;
-      --extra-args) EXTRA_ARGS=$value ;;
-      *) die_usage "unknown option: $arg" ;;
-    esac
-  done
+set_option() {
+  case $1 in
+    --nodes) NODES=$2 ;;
+    --config) CONFIG=$2 ;;
+    --workdir) WORKDIR=$2 ;;
+    --gpus-per-node) GPUS_PER_NODE=$2 ;;
+    --cpus-per-task) CPUS_PER_TASK=$2 ;;
+    --time) TIME=$2 ;;
+    --partition) PARTITION=$2 ;;
+    --account) ACCOUNT=$2 ;;
+    --job-name) JOB_NAME=$2 ;;
+    --sbatch-args) SBATCH_ARGS=$2 ;;
+    --log-dir) LOG_DIR=$2 ;;
+    --extra-args) EXTRA_ARGS=$2 ;;
+    *) die_usage "unknown option: $1" ;;
+  esac
 }
 
 check_settings() {

@@ -114,69 +114,41 @@ DRY_RUN=${DRY_RUN:-0}
 SUBCOMMANDS=()
 MAIN_ARGS=()
 
-parse_args() {
-  local arg value
-  while [ $# -gt 0 ]; do
-    arg=$1
-    case $arg in
-      -h | --help)
-        usage
-        exit 0
-        ;;
-      --dry-run)
-        DRY_RUN=1
-        shift
-        continue
-        ;;
-      --shared-workdir)
-        SHARED_WORKDIR=1
-        shift
-        continue
-        ;;
-      --)
-        shift
-        MAIN_ARGS=("$@")
-        return
-        ;;
-      --*=*)
-        value=${arg#*=}
-        arg=${arg%%=*}
-        shift
-        ;;
-      --*)
-        [ $# -ge 2 ] || die_usage "$arg needs a value"
-        value=$2
-        shift 2
-        ;;
-      -*)
-        die_usage "unknown option: $arg"
-        ;;
-      *)
-        SUBCOMMANDS+=("$arg")
-        shift
-        continue
-        ;;
-    esac
-    case $arg in
-      --name) TPU_NAME=$value ;;
-      --zone) ZONE=$value ;;
-      --project) PROJECT=$value ;;
-      --accelerator-type) ACCELERATOR_TYPE=$value ;;
-      --runtime-version) RUNTIME_VERSION=$value ;;
-      --create-args) CREATE_ARGS=$value ;;
-      --repo-url) REPO_URL=$value ;;
-      --repo-ref) REPO_REF=$value ;;
-      --remote-dir) REMOTE_DIR=$value ;;
-      --python) PYTHON=$value ;;
-      --config) CONFIG=$value ;;
-      --workdir) WORKDIR=$value ;;
-      --extra-args) EXTRA_ARGS=$value ;;
-      --log-file) LOG_FILE=$value ;;
-      --worker) WORKER=$value ;;
-      --stop-timeout) STOP_TIMEOUT=$value ;;
-      *) die_usage "unknown option: $arg" ;;
-    esac
-  done
+set_option() {
+  case $1 in
+    --name) TPU_NAME=$2 ;;
+    --zone) ZONE=$2 ;;
+    --project) PROJECT=$2 ;;
+    --accelerator-type) ACCELERATOR_TYPE=$2 ;;
+    --runtime-version) RUNTIME_VERSION=$2 ;;
+    --create-args) CREATE_ARGS=$2 ;;
+    --repo-url) REPO_URL=$2 ;;
+    --repo-ref) REPO_REF=$2 ;;
+    --remote-dir) REMOTE_DIR=$2 ;;
+    --python) PYTHON=$2 ;;
+    --config) CONFIG=$2 ;;
+    --workdir) WORKDIR=$2 ;;
+    --extra-args) EXTRA_ARGS=$2 ;;
+    --log-file) LOG_FILE=$2 ;;
+    --worker) WORKER=$2 ;;
+    --stop-timeout) STOP_TIMEOUT=$2 ;;
+    *) die_usage "unknown option: $1" ;;
+  esac
+}
+
+set_switch() {
+  case $1 in
+    --shared-workdir) SHARED_WORKDIR=1 ;;
+    *) return 1 ;;
+  esac
+}
+
+# Words are subcommands.
+set_word() {
+  case $1 in
+    -*) die_usage "unknown option: $1" ;;
+    *) SUBCOMMANDS+=("$1") ;;
+  esac
 }
 
 # Adds each setting in "$@" (VAR:--flag pairs) that is empty to MISSING.
