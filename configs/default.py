@@ -3,8 +3,10 @@ r"""AB_SimCLR on the embedded scenes, sized for a 2-core CPU (the README's run c
 Run:
   .venv/bin/python -m avrl_jax.main --config configs/default.py --workdir workdir/default
 
-Expect: finishes in about 5 minutes on 2 CPU cores; base/loss (InfoNCE over 32 crops, ln 32 =
-3.47 at chance) and ab/loss (soft cross-entropy to the bootstrapped targets) both fall.
+Expect: about 3 minutes on 2 CPU cores (~3.4 steps/s, ~165 img/s after compiling); base/loss
+(InfoNCE over 32 crops, ln 32 = 3.47 at chance) and ab/loss (soft cross-entropy to the
+bootstrapped targets) both fall: measured base/loss 1.49 -> 0.49 and ab/loss 5.44 -> 1.97
+from step 25 to step 500 (ab/agreement 0.17 -> 0.79).
 
 Variants (`--config configs/default.py:ARG`, comma-separated):
   smoke      a few steps of a tiny model (tests, CI);

@@ -11,9 +11,9 @@ background photos and textures the scene was cut from), results under "scene_bac
 Expect: about 1.5 minutes on 2 CPU cores. Measured test accuracy, encoder of
 configs/default.py after its 500 steps vs the same run's random initialisation:
   count (chance 25%, majority class 27.1%):
-    linear 39.0 vs 32.2, MAP 41.5 vs 35.6, kNN (k=20) 39.3 vs 28.2, 10-shot ridge 26.6 vs 27.6;
+    linear 40.7 vs 32.2, MAP 41.4 vs 35.6, kNN (k=20) 38.1 vs 28.2, 10-shot ridge 27.7 vs 27.6;
   background (17 classes, majority class 5.6%):
-    linear 74.5 vs 74.3, MAP 78.8 vs 81.1, kNN (k=20) 60.4 vs 65.4, 10-shot 54.5 vs 53.2.
+    linear 74.1 vs 74.2, MAP 77.8 vs 81.1, kNN (k=20) 60.5 vs 65.5, 10-shot 54.0 vs 53.3.
 Counting is where the brief default run already beats its random start.
 """
 

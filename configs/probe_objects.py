@@ -8,7 +8,7 @@ Run (after pretraining into DIR; --random_init gives the baseline column):
 Expect: about 1 minute on 2 CPU cores (features 15 s, linear sweep 9 s, MAP 27 s, kNN 1 s,
 few-shot 0.2 s). Chance is 5% (majority class 6.8%). Measured test accuracy, encoder of
 configs/default.py after its 500 steps vs the same run's random initialisation:
-  linear 72.0 vs 70.5, MAP 78.3 vs 80.5, kNN (k=20) 60.9 vs 60.7, 10-shot ridge 43.0 vs 47.0.
+  linear 70.0 vs 70.5, MAP 76.0 vs 80.5, kNN (k=20) 60.0 vs 60.7, 10-shot ridge 43.8 vs 47.0.
 Random ViT features already separate these clean, centred shapes; the brief default run does
 not move them. A longer run should beat the random column.
 """
