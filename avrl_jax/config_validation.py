@@ -4,7 +4,7 @@ Every error names the config field, the value and the valid choices.
 """
 
 from avrl_jax.data.pipeline import SOURCES
-from avrl_jax.models.vit import VIT_SIZES
+from avrl_jax.models.vit import DTYPES, VIT_SIZES
 from avrl_jax.objectives.annotators import BASE_OBJECTIVES
 from avrl_jax.objectives.bootstrap import DIVERGENCES
 from avrl_jax.objectives.ema import EMA_SCHEDULES
@@ -26,6 +26,7 @@ def validate_config(config, *, batch_shards: int, process_count: int = 1) -> Non
     _choice("objective.divergence", config.objective.divergence, DIVERGENCES)
     _choice("ema.schedule", config.ema.schedule, EMA_SCHEDULES)
     _choice("model.encoder.variant", config.model.encoder.variant, VIT_SIZES)
+    _choice("model.encoder.dtype", config.model.encoder.get("dtype", "float32"), DTYPES)
     _choice("data.name", config.data.name, SOURCES)
     if config.annotation_data.name:
         _choice("annotation_data.name", config.annotation_data.name, SOURCES)

@@ -90,7 +90,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.model.text = dict(width=512, depth=6, num_heads=8, mlp_dim=2048, max_len=77)
         c.optimizer.b2 = 0.98
 
-    c.model.encoder = dict(variant="S", patch_size=16, depth=None, pool="cls")
+    c.model.encoder.update(variant="S", patch_size=16, depth=None)
     c.model.value_head = dict(width=384, depth=4, num_heads=6, mlp_dim=1536, use_action_tokens=True)
     c.model.embed_dim = 256
     c.model.head_hidden_dim = 2048

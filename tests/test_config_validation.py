@@ -34,6 +34,7 @@ def test_batch_not_divisible_by_processes():
     "field, value, message",
     [
         ("model.encoder.variant", "XL", r"model.encoder.variant='XL'.*'mu', 'Ti', 'S'"),
+        ("model.encoder.dtype", "float16", r"model.encoder.dtype='float16'.*'bfloat16'"),
         ("objective.base", "mae", r"objective.base='mae'.*'simclr', 'labels'"),
         ("objective.divergence", "kl", r"objective.divergence='kl'.*'softmax', 'bce'"),
         ("ema.schedule", "linear", r"ema.schedule='linear'.*'constant', 'cosine'"),

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from jax.ad_checkpoint import print_saved_residuals
 
 from avrl_jax.models import (
     VIT_SIZES,
@@ -137,6 +141,69 @@ def test_vit_batch_independence(vit):
     np.testing.assert_allclose(patches[1:2], alone_patches, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(pooled[1:2], alone_pooled, rtol=1e-5, atol=1e-5)
     assert not np.allclose(pooled[0], pooled[1], atol=1e-3)
+
+
+def loss_and_grads(model: ViT, x: jax.Array):
+    """A scalar of the encoder's outputs and its gradients, jitted, with its forward jaxpr."""
+    graphdef, params = to_plain_params(model)
+
+    def loss(p):
+        patches, pooled = from_plain_params(graphdef, p)(x)
+        return jnp.sum(pooled**2) + jnp.mean(patches)
+
+    value, grads = jax.jit(jax.value_and_grad(loss))(params)
+    return value, grads, str(jax.make_jaxpr(loss)(params))
+
+
+def saved_activations(model: ViT, x: jax.Array) -> list[str]:
+    """What the backward pass of the encoder keeps from its forward pass, parameters aside."""
+    graphdef, params = to_plain_params(model)
+
+    def loss(p, x):
+        return jnp.sum(from_plain_params(graphdef, p)(x)[1] ** 2)
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        print_saved_residuals(loss, params, x)
+    lines = printed.getvalue().splitlines()
+    return [line for line in lines if "from the argument" not in line and "literal" not in line]
+
+
+def test_vit_remat_gives_the_same_values_and_gradients_and_keeps_only_block_inputs():
+    def model(remat):
+        return ViT(variant="mu", patch_size=PATCH, image_size=IMAGE, depth=2, remat=remat,
+                   rngs=nnx.Rngs(0))  # fmt: skip
+
+    x = images(3)
+    value, grads, _ = loss_and_grads(model(False), x)
+    value_remat, grads_remat, _ = loss_and_grads(model(True), x)
+    np.testing.assert_allclose(value_remat, value, rtol=1e-6)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), grads_remat,
+                 grads)  # fmt: skip
+    # Without remat the attention and MLP activations of every block are kept; with it only
+    # each block's input (and the final LayerNorm's statistics) are, the rest is recomputed.
+    kept, kept_remat = saved_activations(model(False), x), saved_activations(model(True), x)
+    inside_blocks = ("attention.py", "linear.py")
+    assert any(name in line for line in kept for name in inside_blocks), kept
+    assert not any(name in line for line in kept_remat for name in inside_blocks), kept_remat
+    assert len(kept_remat) < len(kept) / 3, (kept_remat, kept)
+
+
+def test_vit_bfloat16_computes_in_bfloat16_and_keeps_float32_params_and_outputs():
+    x = images(3)
+    f32, bf16 = tiny_vit(), tiny_vit(dtype="bfloat16")
+    jax.tree.map(np.testing.assert_array_equal, to_plain_params(bf16)[1], to_plain_params(f32)[1])
+    assert {p.dtype for p in jax.tree.leaves(to_plain_params(bf16)[1])} == {np.dtype("float32")}
+    value, _, jaxpr = loss_and_grads(f32, x)
+    value_bf16, grads_bf16, jaxpr_bf16 = loss_and_grads(bf16, x)
+    assert "bf16[3,5,64]" in jaxpr_bf16 and "bf16" not in jaxpr
+    assert {g.dtype for g in jax.tree.leaves(grads_bf16)} == {np.dtype("float32")}
+    (_, pooled), (patches_bf16, pooled_bf16) = apply(f32, x), apply(bf16, x)
+    assert patches_bf16.dtype == pooled_bf16.dtype == jnp.float32
+    np.testing.assert_allclose(pooled_bf16, pooled, atol=0.1)  # bfloat16 keeps ~3 digits
+    np.testing.assert_allclose(value_bf16, value, rtol=0.05)
+    with pytest.raises(ValueError, match="model.encoder.dtype='float16'.*bfloat16"):
+        tiny_vit(dtype="float16")
 
 
 # ----------------------------------------------------------------------------- ValueDecoder
