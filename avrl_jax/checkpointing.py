@@ -51,9 +51,13 @@ class Checkpointer:
             self.directory, options=options, item_names=(STATE, DATA)
         )
 
+    def due(self, step: int) -> bool:
+        """Whether `save` saves at `step` on schedule (a multiple of `every_steps`)."""
+        return step % self.every_steps == 0
+
     def save(self, step: int, state, iterators: dict, *, force: bool = False) -> bool:
-        """Saves if `step` is a multiple of `every_steps` (or `force`); returns whether it did."""
-        if not force and step % self.every_steps:
+        """Saves if `step` is due (or `force`); returns whether it did."""
+        if not (force or self.due(step)):
             return False
         data = {name: it.get_state() for name, it in iterators.items()}
         return self.manager.save(

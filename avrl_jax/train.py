@@ -138,6 +138,16 @@ def first_non_finite(window: list[dict], first_step: int) -> tuple[int, str] | N
     return None
 
 
+def check_finite(window: list[dict], first_step: int) -> None:
+    """Raises NonFiniteLossError naming the first step whose loss or gradient norm is NaN/Inf."""
+    bad = first_non_finite(window, first_step)
+    if bad is not None:
+        raise NonFiniteLossError(
+            f"{bad[1]} became NaN/Inf at step {bad[0]}; stopping (lower "
+            f"optimizer.learning_rate or check the data)"
+        )
+
+
 class StopSignal:
     """Turns SIGTERM (preemption, scancel, kill) into a flag the loop checks between steps."""
 
@@ -219,14 +229,11 @@ def train_and_evaluate(config, workdir: str):
             state, metrics = update(state, sharding.global_batch(local, mesh))
             window.append(metrics)
             done = step + 1
-            if done % config.log_every == 0 or done == config.total_steps:
+            final = done == config.total_steps
+            preempted = stop.received or checkpointer.reached_preemption(done)
+            if done % config.log_every == 0 or final:
                 window = jax.device_get(window)
-                bad = first_non_finite(window, window_start + 1)
-                if bad is not None:
-                    raise NonFiniteLossError(
-                        f"{bad[1]} became NaN/Inf at step {bad[0]}; stopping (lower "
-                        f"optimizer.learning_rate or check the data)"
-                    )
+                check_finite(window, window_start + 1)
                 # The step's own values: identical whether or not the run was resumed.
                 scalars = {k: float(v) for k, v in window[-1].items()}
                 scalars["learning_rate"] = float(schedule(done - 1))
@@ -241,8 +248,9 @@ def train_and_evaluate(config, workdir: str):
                     shown = {k: scalars[k] for k in SHOWN_METRICS if k in scalars}
                     print(progress.line(done, perf, shown), flush=True)
                 window, window_start = [], done
-            preempted = stop.received or checkpointer.reached_preemption(done)
-            final = done == config.total_steps
+            elif preempted or checkpointer.due(done):
+                # A save between logging steps: never write a state that is already NaN/Inf.
+                check_finite(jax.device_get(window), window_start + 1)
             checkpointer.save(done, state, iterators, force=preempted or final)
             if preempted:
                 logging.warning("Stopped at step %d after saving a checkpoint.", done)

@@ -149,6 +149,28 @@ def test_corrupt_newest_checkpoint_resumes_from_the_previous(tmp_path):
     assert restore_params(str(tmp_path))[0] == 8
 
 
+def test_non_finite_loss_stops_the_run_before_it_is_saved(tmp_path):
+    """A NaN/Inf stops the run naming the step, and no checkpoint holds the broken state, even
+    when a checkpoint falls between two logging steps (here: saves every 3, logs every 4)."""
+    overrides = (
+        "--config.optimizer.learning_rate=1e30",  # finite at steps 1-2, NaN from step 3
+        "--config.total_steps=8",
+        "--config.log_every=4",
+        "--config.checkpoint.every_steps=3",
+        "--config.fewshot_eval.every_steps=0",
+    )
+    result = subprocess.run(
+        main_command(tmp_path, *overrides), cwd=REPO, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode != 0
+    assert "NonFiniteLossError: loss became NaN/Inf at step 3" in result.stderr, result.stderr[
+        -3000:
+    ]
+    directory = checkpoint_dir(str(tmp_path))
+    saved = sorted(int(d) for d in os.listdir(directory) if d.isdigit())
+    assert saved == [], saved  # the first save (step 3) would have held NaN parameters
+
+
 def test_restore_params_without_checkpoint_names_the_workdir(tmp_path):
     with pytest.raises(FileNotFoundError, match=str(tmp_path)):
         restore_params(str(tmp_path))
