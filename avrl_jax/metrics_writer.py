@@ -4,6 +4,7 @@ Only the main process writes (every process computes); the writer of other proce
 """
 
 import json
+import logging
 import math
 import os
 import time
@@ -11,14 +12,28 @@ import time
 import numpy as np
 
 
+def _step_of(line: str) -> int | None:
+    """The step of a metrics record, or None for a line that is not one (a record cut short
+    when the machine went down mid-write)."""
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def drop_records_after(path: str, step: int) -> None:
     """Keeps one consistent history on resume: records past the restored step are dropped
-    (they came from the interrupted run and will be written again). Atomic rewrite."""
+    (they came from the interrupted run and will be written again), and so are lines that are
+    not whole records (with a warning naming them). Atomic rewrite."""
     if not os.path.exists(path):
         return
     with open(path) as f:
         lines = [line for line in f if line.strip()]
-    kept = [line for line in lines if json.loads(line)["step"] <= step]
+    steps = [_step_of(line) for line in lines]
+    broken = [number for number, s in enumerate(steps, 1) if s is None]
+    if broken:
+        logging.warning("%s: dropping lines %s, which are not whole metric records", path, broken)
+    kept = [line for line, s in zip(lines, steps, strict=True) if s is not None and s <= step]
     if len(kept) == len(lines):
         return
     with open(path + ".tmp", "w") as f:
