@@ -5,6 +5,8 @@ dicts (step, params, target_params, opt_state, rng), `data` the Grain iterators'
 Saves are asynchronous; Orbax writes each step to a temporary directory and renames it when
 complete, so a killed save never looks complete. A complete checkpoint that cannot be read is
 reported and moved to `checkpoints/unreadable/`, never deleted, and the previous one is used.
+A readable checkpoint whose parameters or data streams do not fit the run (another config
+pointed at the workdir) stops the run with an error naming the difference; nothing is moved.
 
 Every process must call `save` and `restore` (they are collective on multi-host runs).
 """
@@ -20,6 +22,10 @@ import orbax.checkpoint as ocp
 
 STATE, DATA = "state", "data"
 UNREADABLE_DIR = "unreadable"
+
+
+class CheckpointMismatchError(ValueError):
+    """A readable checkpoint written by a run with another config (model or data streams)."""
 
 
 def checkpoint_dir(workdir: str) -> str:
@@ -89,16 +95,27 @@ class Checkpointer:
                         }
                     ),
                 )
-                missing = set(iterators) - set(restored[DATA])
-                if missing:
-                    raise KeyError(f"no saved position for data streams {sorted(missing)}")
             except Exception as error:  # noqa: BLE001 - any unreadable checkpoint is skipped
+                difference = params_difference(self.directory, step, state.params)
+                if difference:
+                    raise self._mismatch(step, difference) from error
                 self._move_aside(step, error)
                 continue
+            missing = set(iterators) - set(restored[DATA])
+            if missing:
+                raise self._mismatch(step, f"no saved position for data streams {sorted(missing)}")
             for name, it in iterators.items():
                 it.set_state(restored[DATA][name])
             return type(state)(**restored[STATE])
         return None
+
+    def _mismatch(self, step: int, difference: str) -> CheckpointMismatchError:
+        path = os.path.join(self.directory, str(step))
+        return CheckpointMismatchError(
+            f"Checkpoint {path} was written by a run with another config ({difference}). "
+            "Resume with the config it was written with (config.json in the workdir), or "
+            "start this config in a new workdir. Nothing was moved or deleted."
+        )
 
     def _move_aside(self, step: int, error: Exception) -> None:
         path = os.path.join(self.directory, str(step))
@@ -123,6 +140,46 @@ class Checkpointer:
         self.manager.close()
 
 
+def _read_only_manager(directory: str) -> ocp.CheckpointManager:
+    return ocp.CheckpointManager(
+        directory,
+        options=ocp.CheckpointManagerOptions(read_only=True),
+        item_handlers={STATE: ocp.PyTreeCheckpointHandler(), DATA: ocp.JsonCheckpointHandler()},
+    )
+
+
+def _state_metadata(manager: ocp.CheckpointManager, step: int):
+    metadata = manager.item_metadata(step)[STATE]
+    return metadata.tree if hasattr(metadata, "tree") else metadata
+
+
+def _shapes(tree) -> dict[str, tuple[int, ...]]:
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {jax.tree_util.keystr(path): tuple(leaf.shape) for path, leaf in leaves}
+
+
+def params_difference(directory: str, step: int, params) -> str:
+    """How the parameters saved at `step` differ in paths or shapes from `params`; "" when they
+    match or when the checkpoint's metadata cannot be read (then it is unreadable, not another
+    config's)."""
+    try:
+        manager = _read_only_manager(directory)
+        saved = _shapes(_state_metadata(manager, step)["params"])
+        manager.close()
+    except Exception:  # noqa: BLE001 - unreadable metadata: a damaged checkpoint
+        return ""
+    wanted = _shapes(params)
+    differences = [
+        f"{path}: saved {saved.get(path, 'nothing')}, this run {wanted.get(path, 'nothing')}"
+        for path in sorted(set(saved) | set(wanted))
+        if saved.get(path) != wanted.get(path)
+    ]
+    if not differences:
+        return ""
+    more = f"; and {len(differences) - 3} more" if len(differences) > 3 else ""
+    return "params " + "; ".join(differences[:3]) + more
+
+
 def restore_params(
     workdir: str, step: int | None = None, subtree: tuple[str, ...] = ("params", "encoder")
 ) -> tuple[int, dict]:
@@ -134,19 +191,13 @@ def restore_params(
     directory = checkpoint_dir(workdir)
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"no checkpoints in {directory}")
-    manager = ocp.CheckpointManager(
-        directory,
-        options=ocp.CheckpointManagerOptions(read_only=True),
-        item_handlers={STATE: ocp.PyTreeCheckpointHandler(), DATA: ocp.JsonCheckpointHandler()},
-    )
+    manager = _read_only_manager(directory)
     step = manager.latest_step() if step is None else step
     if step is None or step not in manager.all_steps():
         raise FileNotFoundError(
             f"no checkpoint for step {step} in {directory}; available: {manager.all_steps()}"
         )
-    metadata = manager.item_metadata(step)[STATE]
-    tree = metadata.tree if hasattr(metadata, "tree") else metadata
-    node = tree
+    node = _state_metadata(manager, step)
     for key in subtree:
         node = node[key]
     item = _nest(subtree, jax.tree.map(_on_one_device, node))

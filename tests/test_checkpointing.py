@@ -149,6 +149,25 @@ def test_corrupt_newest_checkpoint_resumes_from_the_previous(tmp_path):
     assert restore_params(str(tmp_path))[0] == 8
 
 
+def test_another_config_in_the_workdir_stops_naming_the_difference_and_moves_nothing(tmp_path):
+    """A shape mismatch is not a damaged checkpoint: none is moved aside, the run stops."""
+    run_main(tmp_path)  # smoke: checkpoints at 2, 4, 6
+    result = subprocess.run(
+        main_command(tmp_path, "--config.model.embed_dim=48", "--config.total_steps=8"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode != 0
+    directory = checkpoint_dir(str(tmp_path))
+    assert f"CheckpointMismatchError: Checkpoint {os.path.join(directory, '6')}" in result.stderr
+    assert "['base_query']['layers']['1']['bias']: saved (32,), this run (48,)" in result.stderr
+    assert "config.json" in result.stderr
+    assert sorted(os.listdir(directory)) == ["2", "4", "6"]  # nothing moved to unreadable/
+    assert max(logged(tmp_path)) == 6
+
+
 def test_non_finite_loss_stops_the_run_before_it_is_saved(tmp_path):
     """A NaN/Inf stops the run naming the step, and no checkpoint holds the broken state, even
     when a checkpoint falls between two logging steps (here: saves every 3, logs every 4)."""
