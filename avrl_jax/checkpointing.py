@@ -5,8 +5,8 @@ dicts (step, params, target_params, opt_state, rng), `data` the Grain iterators'
 Saves are asynchronous; Orbax writes each step to a temporary directory and renames it when
 complete, so a killed save never looks complete. A complete checkpoint that cannot be read is
 reported and moved to `checkpoints/unreadable/`, never deleted, and the previous one is used.
-A readable checkpoint whose parameters or data streams do not fit the run (another config
-pointed at the workdir) stops the run with an error naming the difference; nothing is moved.
+A readable checkpoint whose arrays or data streams do not fit the run (another config pointed
+at the workdir) stops the run with an error naming the difference; nothing is moved.
 
 Every process must call `save` and `restore` (they are collective on multi-host runs).
 """
@@ -96,7 +96,7 @@ class Checkpointer:
                     ),
                 )
             except Exception as error:  # noqa: BLE001 - any unreadable checkpoint is skipped
-                difference = params_difference(self.directory, step, state.params)
+                difference = state_difference(self.directory, step, _state_dict(state))
                 if difference:
                     raise self._mismatch(step, difference) from error
                 self._move_aside(step, error)
@@ -153,31 +153,32 @@ def _state_metadata(manager: ocp.CheckpointManager, step: int):
     return metadata.tree if hasattr(metadata, "tree") else metadata
 
 
-def _shapes(tree) -> dict[str, tuple[int, ...]]:
-    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-    return {jax.tree_util.keystr(path): tuple(leaf.shape) for path, leaf in leaves}
+def _flat_shapes(tree) -> dict[str, tuple[int, ...]]:
+    """'params/encoder/norm/scale' -> shape, for every array of a train state or its metadata
+    (namedtuples and tuples flattened the way Orbax names what it saved)."""
+    flat = ocp.tree.to_flat_dict(tree)
+    return {"/".join(map(str, k)): tuple(v.shape) for k, v in flat.items() if hasattr(v, "shape")}
 
 
-def params_difference(directory: str, step: int, params) -> str:
-    """How the parameters saved at `step` differ in paths or shapes from `params`; "" when they
-    match or when the checkpoint's metadata cannot be read (then it is unreadable, not another
-    config's)."""
+def state_difference(directory: str, step: int, state_dict: dict) -> str:
+    """How the train state saved at `step` differs in array paths or shapes from `state_dict`
+    (parameters listed first); "" when they match or when the checkpoint's metadata cannot be
+    read (then it is damaged, not another config's)."""
     try:
         manager = _read_only_manager(directory)
-        saved = _shapes(_state_metadata(manager, step)["params"])
+        saved = _flat_shapes(_state_metadata(manager, step))
         manager.close()
     except Exception:  # noqa: BLE001 - unreadable metadata: a damaged checkpoint
         return ""
-    wanted = _shapes(params)
+    wanted = _flat_shapes(ocp.tree.serialize_tree(state_dict, keep_empty_nodes=True))
+    paths = sorted(set(saved) | set(wanted), key=lambda p: (not p.startswith("params/"), p))
     differences = [
         f"{path}: saved {saved.get(path, 'nothing')}, this run {wanted.get(path, 'nothing')}"
-        for path in sorted(set(saved) | set(wanted))
+        for path in paths
         if saved.get(path) != wanted.get(path)
     ]
-    if not differences:
-        return ""
     more = f"; and {len(differences) - 3} more" if len(differences) > 3 else ""
-    return "params " + "; ".join(differences[:3]) + more
+    return "; ".join(differences[:3]) + more
 
 
 def restore_params(
