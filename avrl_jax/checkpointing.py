@@ -25,7 +25,7 @@ UNREADABLE_DIR = "unreadable"
 
 
 class CheckpointMismatchError(ValueError):
-    """A readable checkpoint written by a run with another config (model or data streams)."""
+    """A readable checkpoint of another config: its arrays or data streams differ from the run's."""
 
 
 def checkpoint_dir(workdir: str) -> str:
