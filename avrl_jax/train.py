@@ -129,23 +129,16 @@ def build_trainer(config, mesh) -> Trainer:
     )
 
 
-def first_non_finite(window: list[dict], first_step: int) -> tuple[int, str] | None:
-    """(step, metric) of the first NaN/Inf loss or gradient norm in a window of metrics."""
+def check_finite(window: list[dict], first_step: int) -> None:
+    """Raises NonFiniteLossError naming the first step of a window of metrics whose loss or
+    gradient norm is NaN/Inf."""
     for offset, metrics in enumerate(window):
         for name in ("loss", "grad_norm"):
             if not np.isfinite(metrics[name]):
-                return first_step + offset, name
-    return None
-
-
-def check_finite(window: list[dict], first_step: int) -> None:
-    """Raises NonFiniteLossError naming the first step whose loss or gradient norm is NaN/Inf."""
-    bad = first_non_finite(window, first_step)
-    if bad is not None:
-        raise NonFiniteLossError(
-            f"{bad[1]} became NaN/Inf at step {bad[0]}; stopping (lower "
-            f"optimizer.learning_rate or check the data)"
-        )
+                raise NonFiniteLossError(
+                    f"{name} became NaN/Inf at step {first_step + offset}; stopping (lower "
+                    f"optimizer.learning_rate or check the data)"
+                )
 
 
 class StopSignal:
