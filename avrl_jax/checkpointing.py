@@ -164,12 +164,13 @@ def state_difference(directory: str, step: int, state_dict: dict) -> str:
     """How the train state saved at `step` differs in array paths or shapes from `state_dict`
     (parameters listed first); "" when they match or when the checkpoint's metadata cannot be
     read (then it is damaged, not another config's)."""
+    manager = _read_only_manager(directory)
     try:
-        manager = _read_only_manager(directory)
         saved = _flat_shapes(_state_metadata(manager, step))
-        manager.close()
     except Exception:  # noqa: BLE001 - unreadable metadata: a damaged checkpoint
         return ""
+    finally:
+        manager.close()
     wanted = _flat_shapes(ocp.tree.serialize_tree(state_dict, keep_empty_nodes=True))
     paths = sorted(set(saved) | set(wanted), key=lambda p: (not p.startswith("params/"), p))
     differences = [
