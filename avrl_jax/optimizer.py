@@ -1,6 +1,8 @@
-"""AdamW with linear warmup, cosine decay and global-norm clipping (DESIGN §1.3)."""
+"""AdamW with linear warmup, cosine decay and optional global-norm clipping (docs/design.md
+§1.3), and a weight decay that is constant or follows a cosine schedule (DINO's 0.04 -> 0.4)."""
 
 import jax
+import jax.numpy as jnp
 import optax
 
 
@@ -13,6 +15,19 @@ def learning_rate_schedule(config) -> optax.Schedule:
         warmup_steps=opt.warmup_steps,
         decay_steps=max(config.total_steps, opt.warmup_steps + 1),
         end_value=opt.learning_rate * opt.end_fraction,
+    )
+
+
+def weight_decay_schedule(config) -> float | optax.Schedule:
+    """`optimizer.weight_decay`, or a cosine from it to `optimizer.final_weight_decay`."""
+    opt = config.optimizer
+    final = opt.get("final_weight_decay")
+    if final is None:
+        return opt.weight_decay
+    start = opt.weight_decay
+    steps = max(config.total_steps - 1, 1)
+    return lambda step: (
+        final + (start - final) * 0.5 * (1.0 + jnp.cos(jnp.pi * jnp.clip(step / steps, 0.0, 1.0)))
     )
 
 
@@ -31,7 +46,7 @@ def make_optimizer(config) -> optax.GradientTransformation:
             learning_rate=learning_rate_schedule(config),
             b1=opt.b1,
             b2=opt.b2,
-            weight_decay=opt.weight_decay,
+            weight_decay=weight_decay_schedule(config),
             mask=decay_mask,
         )
     )

@@ -25,6 +25,7 @@ from avrl_jax.evaluation.in_loop import FewShotEvaluator
 from avrl_jax.metrics_writer import MetricWriter
 from avrl_jax.models.bootstrapper import build_model, count_params
 from avrl_jax.models.params import to_plain_params
+from avrl_jax.objectives.registry import make_objective
 from avrl_jax.optimizer import learning_rate_schedule, make_optimizer
 from avrl_jax.progress import Progress
 from avrl_jax.train_step import TrainState, init_state, make_update_step
@@ -43,10 +44,6 @@ def write_config(config, workdir: str) -> None:
         json.dump(config.to_dict(), f, indent=2, sort_keys=True, default=str)
 
 
-# What each base objective reads from its annotation batch, beyond the image and its index.
-ANNOTATION_FIELDS = {"labels": ("label",), "clip": ("caption_bytes",)}
-
-
 def stream_configs(config) -> dict[str, tuple]:
     """(data config, global batch size, fields) of each stream the step consumes.
 
@@ -54,7 +51,7 @@ def stream_configs(config) -> dict[str, tuple]:
     labelled or captioned set), otherwise the same data as bootstrapping, `config.data`.
     """
     annotation_data = config.annotation_data if config.annotation_data.name else config.data
-    fields = ("image", "index", *ANNOTATION_FIELDS.get(config.objective.base, ()))
+    fields = ("image", "index", *make_objective(config).annotation_fields)
     streams = {"annotation": (annotation_data, config.annotation_batch_size, fields)}
     if config.objective.ab_weight > 0:
         streams["bootstrap"] = (config.data, config.bootstrap_batch_size, ("image", "index"))
@@ -139,6 +136,16 @@ def check_finite(window: list[dict], first_step: int) -> None:
                     f"{name} became NaN/Inf at step {first_step + offset}; stopping (lower "
                     f"optimizer.learning_rate or check the data)"
                 )
+
+
+def window_means(window: list[dict]) -> dict[str, float]:
+    """The mean of each metric over a window of steps, ignoring NaN (empty-bin) entries."""
+    means = {}
+    for name in window[0]:
+        values = np.asarray([float(metrics[name]) for metrics in window])
+        finite = values[~np.isnan(values)]
+        means[name] = float(finite.mean()) if finite.size else float("nan")
+    return means
 
 
 class StopSignal:
@@ -227,8 +234,9 @@ def train_and_evaluate(config, workdir: str):
             if done % config.log_every == 0 or final:
                 window = jax.device_get(window)
                 check_finite(window, window_start + 1)
-                # The step's own values: identical whether or not the run was resumed.
-                scalars = {k: float(v) for k, v in window[-1].items()}
+                # Means over the logging window (steps since the last record), not one noisy
+                # step; a bin empty in every step of the window stays NaN.
+                scalars = window_means(window)
                 scalars["learning_rate"] = float(schedule(done - 1))
                 for monitor in monitors.values():
                     if monitor.num_seen:  # sources that can hold bad records

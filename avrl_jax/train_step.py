@@ -1,28 +1,32 @@
 """One annotation-bootstrapping update: env -> target network -> online losses -> optax -> EMA.
 
 Everything here is pure and runs inside one `jax.jit` (see `make_update_step`). Shapes follow
-DESIGN §1.4: B bootstrap images with n views each, Ba annotation images with m crops each,
-A annotations, T tokens per action. What the annotations are is the annotator's business
-(`avrl_jax.objectives.annotators`); this module is the same for every base objective.
+docs/design.md §1.4: B bootstrap images with n views each, Ba annotation images with m crops each
+(the base objective's crop groups), A annotations, T tokens per action. What the annotations
+are is the base objective's business (`avrl_jax.objectives`); this module is the same for
+every base objective.
 """
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
-from avrl_jax.env.boxes import sample_views
-from avrl_jax.env.render import augment, normalize, render
-from avrl_jax.env.tokens import ActionBins
+from avrl_jax.env.augment import augment_view
+from avrl_jax.env.boxes import candidate_grid, sample_views
+from avrl_jax.env.render import normalize, render
+from avrl_jax.env.tokens import action_token_layout, flip_token, jitter_token, tokenize
 from avrl_jax.env.views import episode_key, sample_episode
+from avrl_jax.models.heads import clamp_temperatures
 from avrl_jax.models.params import from_plain_params
-from avrl_jax.objectives import base as base_losses
 from avrl_jax.objectives import bootstrap
-from avrl_jax.objectives.annotators import Annotator, make_annotator
 from avrl_jax.objectives.ema import ema_momentum, ema_update
+from avrl_jax.objectives.objective import BaseObjective, CropGroup, Outputs
+from avrl_jax.objectives.registry import make_objective
 
 # Independent key streams derived from the run's seed; each example's key then folds in its
 # position in its data stream, so views never depend on batch position or device count.
@@ -61,126 +65,254 @@ def bootstrap_episodes(config, canvas: jax.Array, index: jax.Array) -> dict[str,
         ratio=tuple(env.ratio),
         flip_prob=env.flip_prob,
         jitter_strength=env.jitter_strength,
-        bins=ActionBins(**env.bins),
+        bins=action_token_layout(env).bins,
     )
     return jax.vmap(sample)(keys, canvas)
 
 
-def annotation_crops(config, num_crops: int, canvas: jax.Array, index: jax.Array) -> jax.Array:
-    """Augmented crops of the annotation batch: uint8 [Ba, H, W, 3] -> f32 [Ba, m, h, w, 3]."""
-    crops = config.annotation_crops
+def annotation_crops(
+    config, groups: tuple[CropGroup, ...], canvas: jax.Array, index: jax.Array
+) -> tuple[jax.Array, ...]:
+    """Augmented crops of the annotation batch, one array per crop group.
+
+    canvas: uint8 [Ba, H, W, 3] -> (f32 [Ba, count, size, size, 3] for each group).
+    """
 
     def one_image(key, image):
-        box_key, aug_key = jax.random.split(key)
-        boxes = sample_views(box_key, num_crops, scale=tuple(crops.scale), ratio=tuple(crops.ratio))
+        out = []
+        for group, group_key in zip(groups, jax.random.split(key, len(groups)), strict=True):
+            box_key, aug_key = jax.random.split(group_key)
+            boxes = sample_views(box_key, group.count, scale=group.scale, ratio=group.ratio)
 
-        def one_crop(key, box):
-            view = render(image, box, config.env.view_size)
-            view, _ = augment(key, view, crops.flip_prob, crops.jitter_strength)
-            return normalize(view)
+            def one_crop(key, box, group=group):
+                view = render(image, box, group.size)
+                view, _ = augment_view(key, view, group.augmentation)
+                return normalize(view)
 
-        return jax.vmap(one_crop)(jax.random.split(aug_key, num_crops), boxes)
+            out.append(jax.vmap(one_crop)(jax.random.split(aug_key, group.count), boxes))
+        return tuple(out)
 
     keys = stream_keys(config.seed, ANNOTATION_STREAM, index)
     return jax.vmap(one_image)(keys, canvas)
 
 
-def forward(model, annotator: Annotator, images, action_tokens, ann_batch, num_ann: int):
-    """Encode every view once and compute what the losses need from one network.
+def grid_tokens(config) -> np.ndarray:
+    """int32 [G, T]: the tokens of the fixed candidate grid of `max_a'` (unflipped, unjittered)."""
+    layout = action_token_layout(config.env)
+    grid = config.objective.grid
+    with jax.ensure_compile_time_eval():  # constants, also when called while tracing
+        tokens = [np.asarray(tokenize(candidate_grid(grid.centers, grid.sizes), layout.bins))]
+        num = tokens[0].shape[0]
+        if layout.with_flip:
+            tokens.append(np.full((num, 1), flip_token(False, layout.bins)))
+        if layout.with_jitter:
+            tokens.append(np.full((num, 1), jitter_token(0.0, layout.bins, layout.with_flip)))
+    return np.concatenate(tokens, axis=1).astype(np.int32)
 
-    images: [B*n + Ba*m, h, w, 3] (bootstrap views first); action_tokens: int [B, n, n-1, T],
-    or None when the bootstrap loss is off.
-    """
-    patch_tokens, pooled = model.encoder(images)
-    split = images.shape[0] - num_ann * annotator.num_crops
-    ann_pooled = pooled[split:].reshape(num_ann, annotator.num_crops, -1)
-    base_psi, ab_psi = annotator.embeddings(model, ann_pooled, ann_batch)
-    ann_queries = model.base_query(jnp.swapaxes(ann_pooled, 0, 1))  # [m, Ba, d]
-    out = {
-        "ann_pooled": ann_pooled,
-        "base_psi": base_psi,
-        "ann_scores": base_losses.annotation_logits(ann_queries, base_psi, 1.0),  # [m, Ba, A]
-    }
-    if action_tokens is not None:
-        b, n, q, t = action_tokens.shape
-        phi = model.values(patch_tokens[:split], action_tokens.reshape(b * n, q, t))
-        logits = base_losses.annotation_logits(phi, ab_psi, model.ab_temperature())
-        out["q_logits"] = logits.reshape(b, n, q, -1)
-        out["boot_query"] = model.base_query(pooled[:split]).reshape(b, n, -1)
+
+@flax.struct.dataclass
+class Inputs:
+    """What the env renders for one step. views f32 [B, n, h, w, 3], tokens int [B, n, n-1, T],
+    boxes f32 [B, n, 4] (None without bootstrapping); crops: one f32 [Ba, c, s, s, 3] per
+    crop group."""
+
+    crops: tuple
+    views: jax.Array | None = None
+    tokens: jax.Array | None = None
+    boxes: jax.Array | None = None
+
+
+def render_inputs(config, objective: BaseObjective, batch) -> Inputs:
+    ann = batch["annotation"]
+    crops = annotation_crops(config, objective.crop_groups(), ann["image"], ann["index"])
+    if config.objective.ab_weight <= 0:
+        return Inputs(crops=crops)
+    boot = batch["bootstrap"]
+    episodes = bootstrap_episodes(config, boot["image"], boot["index"])
+    return Inputs(
+        crops=crops, views=episodes["views"], tokens=episodes["tokens"], boxes=episodes["boxes"]
+    )
+
+
+def encode(model, images: list[jax.Array]) -> list[tuple[jax.Array, jax.Array]]:
+    """(patch tokens, pooled) of each array of images [N_k, s_k, s_k, 3], one encoder call per
+    resolution (the bootstrap views share theirs with the global crops)."""
+    by_size: dict[int, list[int]] = {}
+    for k, x in enumerate(images):
+        by_size.setdefault(x.shape[1], []).append(k)
+    out = [None] * len(images)
+    for ks in by_size.values():
+        patch_tokens, pooled = model.encoder(jnp.concatenate([images[k] for k in ks], axis=0))
+        offsets = np.cumsum([0] + [images[k].shape[0] for k in ks])
+        for k, lo, hi in zip(ks, offsets[:-1], offsets[1:], strict=True):
+            out[k] = (patch_tokens[lo:hi], pooled[lo:hi])
     return out
 
 
-def compute_losses(graphdef, config, params, target_params, extras, batch):
+def forward(
+    model, objective: BaseObjective, inputs: Inputs, ann_batch, grid: np.ndarray | None = None
+) -> Outputs:
+    """Encode every view and crop once and compute what the losses need from one network.
+
+    grid: int [G, T] candidate action tokens to score on every view as well (target network).
+    """
+    flat = lambda x: x.reshape(-1, *x.shape[2:])
+    images = [flat(c) for c in inputs.crops]
+    if inputs.views is not None:
+        images.append(flat(inputs.views))
+    encoded = encode(model, images)
+    num_ann = inputs.crops[0].shape[0]
+    crop_features = jnp.concatenate(
+        [
+            jnp.swapaxes(pooled.reshape(num_ann, c.shape[1], -1), 0, 1)
+            for (_, pooled), c in zip(encoded, inputs.crops, strict=False)
+        ],
+        axis=0,
+    )  # [m, Ba, D]
+    base_psi, ab_psi = objective.embeddings(model, crop_features, ann_batch)
+    out = Outputs(
+        crop_features=crop_features,
+        crop_queries=model.base_query(crop_features),
+        base_psi=base_psi,
+        ab_psi=ab_psi,
+    )
+    if inputs.views is None:
+        return out
+    patch_tokens, pooled = encoded[-1]
+    b, n, q, t = inputs.tokens.shape
+    tokens = inputs.tokens.reshape(b * n, q, t)
+    if grid is not None:  # the grid's queries ride along: Q values of a query never mix
+        tokens = jnp.concatenate([tokens, jnp.broadcast_to(grid, (b * n, *grid.shape))], axis=1)
+    logits = model.value_logits(patch_tokens, tokens, ab_psi).reshape(b, n, tokens.shape[1], -1)
+    return out.replace(
+        view_queries=model.base_query(pooled).reshape(b, n, -1),
+        q_logits=logits[:, :, :q],
+        grid_q_logits=logits[:, :, q:] if grid is not None else None,
+    )
+
+
+def value_targets(config, objective: BaseObjective, target, target_out: Outputs, extras, step):
+    """(rewards [B, n, A], targets [B, n, n-1, A], bootstrap share [B, n, n-1]) from the
+    target network's outputs (stop-gradient)."""
+    obj = config.objective
+    reward_logits = objective.reward_logits(
+        target, target_out.view_queries, target_out.base_psi, extras, step
+    )
+    rewards = jax.lax.stop_gradient(bootstrap.probabilities(reward_logits, obj.divergence))
+    next_max = None
+    if obj.gamma:
+        as_probs = lambda x: None if x is None else bootstrap.probabilities(x, obj.divergence)
+        next_max = bootstrap.max_next_values(
+            as_probs(target_out.q_logits) if obj.next_actions != "grid" else None,
+            as_probs(target_out.grid_q_logits),
+            exclude_return=obj.exclude_return,
+        )
+    targets, share = bootstrap.bootstrap_targets(rewards, next_max, obj.gamma, obj.divergence)
+    return rewards, targets, share
+
+
+def uses_ema_network(config, objective: BaseObjective) -> bool:
+    """Whether the step reads the EMA network: AB's target, or the base method's teacher."""
+    ab_target = config.objective.ab_weight > 0 and config.ema.enabled
+    return ab_target or objective.teacher_is_ema()
+
+
+class Networks(NamedTuple):
+    """Both networks' forward passes on one step's inputs (see `run_networks`)."""
+
+    objective: BaseObjective
+    inputs: Inputs
+    model: Any  # the online network (nnx module over the traced params)
+    online: Outputs
+    teacher: Outputs | None  # the base loss's teacher (DINO), stop-gradient
+    target: Any  # AB's target network: the EMA one, or the online one (ablation)
+    target_out: Outputs | None  # its outputs, stop-gradient (None without bootstrapping)
+
+
+def run_networks(graphdef, config, params, target_params, batch) -> Networks:
+    """Renders the step's views and crops and runs the online network, and the EMA network
+    where AB's target or the base method's teacher needs it."""
+    obj = config.objective
+    objective = make_objective(config)
+    use_bootstrap = obj.ab_weight > 0
+    ann = batch["annotation"]
+    inputs = render_inputs(config, objective, batch)
+    grid = grid_tokens(config) if use_bootstrap and obj.next_actions != "views" else None
+
+    model = from_plain_params(graphdef, params)
+    # Without AB's target network (the ablation) the online network scores the grid too.
+    online = forward(model, objective, inputs, ann, None if config.ema.enabled else grid)
+    ema_model = ema_out = None
+    if uses_ema_network(config, objective):
+        ema_model = from_plain_params(graphdef, target_params)
+        ema_out = jax.lax.stop_gradient(forward(ema_model, objective, inputs, ann, grid))
+    teacher = None
+    if objective.uses_teacher:
+        teacher = ema_out if objective.teacher_is_ema() else jax.lax.stop_gradient(online)
+    target = target_out = None
+    if use_bootstrap:
+        if config.ema.enabled:
+            target, target_out = ema_model, ema_out
+        else:  # Ablation: targets from the online network, stop-gradient.
+            target, target_out = model, jax.lax.stop_gradient(online)
+    return Networks(objective, inputs, model, online, teacher, target, target_out)
+
+
+def compute_losses(graphdef, config, params, target_params, extras, batch, step=0):
     """Total loss, metrics and the objective's next extras. Gradients flow into `params` only.
 
     batch: {"annotation": {"image", "index", [label | caption_bytes]},
             "bootstrap": {"image", "index"} (absent when objective.ab_weight == 0)}.
+    step: the update's step (schedules inside objectives, e.g. DINO's teacher temperature).
     """
-    objective = config.objective
-    annotator = make_annotator(objective)
-    use_bootstrap = objective.ab_weight > 0
-    ann = batch["annotation"]
-    ann_images = annotation_crops(config, annotator.num_crops, ann["image"], ann["index"])
-    num_ann = ann_images.shape[0]
-    images = ann_images.reshape(-1, *ann_images.shape[2:])
-    action_tokens = None
-    if use_bootstrap:
-        boot = batch["bootstrap"]
-        episodes = bootstrap_episodes(config, boot["image"], boot["index"])
-        views = episodes["views"]
-        images = jnp.concatenate([views.reshape(-1, *views.shape[2:]), images], axis=0)
-        # With model.value_head.use_action_tokens=False the value head ignores them.
-        action_tokens = episodes["tokens"]
-
-    model = from_plain_params(graphdef, params)
-    out = forward(model, annotator, images, action_tokens, ann, num_ann)
-    target, target_out = None, None
-    if use_bootstrap or annotator.base_uses_target:
-        if config.ema.enabled:
-            target = from_plain_params(graphdef, target_params)
-            target_out = forward(target, annotator, images, action_tokens, ann, num_ann)
-        else:  # Ablation: targets from the online network, stop-gradient.
-            target, target_out = model, out
-        target_out = jax.lax.stop_gradient(target_out)
-
-    base_loss, metrics = annotator.base_loss(model, out, target_out, ann, extras)
-    metrics.update(
-        {
-            "base/loss": base_loss,
-            "base/max_entropy": jnp.log(jnp.asarray(out["base_psi"].shape[0], jnp.float32)),
-            "base/temperature": model.base_temperature(),
-        }
+    obj = config.objective
+    nets = run_networks(graphdef, config, params, target_params, batch)
+    objective, model, online = nets.objective, nets.model, nets.online
+    base_loss, base_metrics = objective.base_loss(
+        model, online, nets.teacher, batch["annotation"], extras, step
     )
-    loss = objective.base_weight * base_loss
-    if use_bootstrap:
-        reward_logits = annotator.reward_logits(
-            target, target_out["boot_query"], target_out["base_psi"], extras
+    metrics = {
+        # ln of the number of annotations a crop is scored against (the loss at chance); an
+        # objective that scores against other candidates says so in its own metrics.
+        "base/max_entropy": jnp.log(jnp.asarray(online.base_psi.shape[0], jnp.float32)),
+        **base_metrics,
+        "base/loss": base_loss,
+        "base/temperature": model.base_temperature(),
+    }
+    loss = obj.base_weight * base_loss
+    if nets.target_out is not None:
+        rewards, targets, share = value_targets(
+            config, objective, nets.target, nets.target_out, extras, step
         )
-        rewards = jax.lax.stop_gradient(jax.nn.softmax(reward_logits, axis=-1))
-        next_values = bootstrap.value_probabilities(target_out["q_logits"], objective.divergence)
-        targets = bootstrap.bootstrap_targets(
-            rewards, next_values, objective.gamma, objective.divergence
+        ab_loss = bootstrap.bootstrap_loss(online.q_logits, targets, obj.divergence)
+        loss = loss + obj.ab_weight * ab_loss
+        metrics.update(
+            bootstrap.bootstrap_metrics(
+                online.q_logits, targets, rewards, share, nets.inputs.boxes, obj.divergence
+            )
         )
-        ab_loss = bootstrap.bootstrap_loss(out["q_logits"], targets, objective.divergence)
-        loss = loss + objective.ab_weight * ab_loss
-        metrics.update(bootstrap.bootstrap_metrics(out["q_logits"], targets))
         metrics["ab/loss"] = ab_loss
         metrics["ab/temperature"] = model.ab_temperature()
     metrics["loss"] = loss
-    return loss, (metrics, annotator.update_extras(extras, target_out))
+    return loss, (metrics, objective.update_extras(extras, nets.teacher))
 
 
 def make_update_step(graphdef, config, optimizer: optax.GradientTransformation) -> Callable:
     """update(state, batch) -> (state, metrics); pure, to be jitted with shardings."""
 
+    objective = make_objective(config)
+
     def update(state: TrainState, batch) -> tuple[TrainState, dict]:
         grad_fn = jax.value_and_grad(
-            lambda p: compute_losses(graphdef, config, p, state.target_params, state.extras, batch),
+            lambda p: compute_losses(
+                graphdef, config, p, state.target_params, state.extras, batch, state.step
+            ),
             has_aux=True,
         )
         (_, (metrics, extras)), grads = grad_fn(state.params)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
+        updates = objective.mask_updates(updates, state.step)
+        params = clamp_temperatures(optax.apply_updates(state.params, updates))
         momentum = ema_momentum(
             state.step,
             base=config.ema.momentum,
@@ -212,5 +344,5 @@ def init_state(params, optimizer, config) -> TrainState:
         target_params=jax.tree.map(jnp.copy, params),
         opt_state=optimizer.init(params),
         rng=jax.random.key_data(jax.random.key(config.seed)),
-        extras=make_annotator(config.objective).init_extras(),
+        extras=make_objective(config).init_extras(),
     )

@@ -1,10 +1,12 @@
 r"""Throughput of the AB update step and of the base-only step with the same encoder.
 
-Prints, for each step: images/s and views/s, the achieved FLOP/s (XLA's cost analysis of the
-compiled step divided by the measured step time) and that figure as a fraction of a float32
-matmul peak measured in the same run.
+Prints, for each step: images/s and views/s (every crop the base objective renders: SimCLR's
+2, DINO's 2 global + k local multi-crop views, CLIP +Aug's extra views; plus the bootstrap
+views), the achieved FLOP/s (XLA's cost analysis of the compiled step divided by the measured
+step time) and that figure as a fraction of a float32 matmul peak measured in the same run.
 
   .venv/bin/python benchmarks/train_step.py --config configs/default.py [--steps 20]
+  .venv/bin/python benchmarks/train_step.py --config configs/default.py:dino   # multi-crop
 """
 
 import time
@@ -16,6 +18,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from avrl_jax import sharding
+from avrl_jax.objectives.registry import make_objective
 from avrl_jax.train import build_trainer, make_streams
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/default.py", "Training config.")
@@ -68,7 +71,8 @@ def measure_step(config, steps: int) -> dict[str, float]:
         per_step.append(time.perf_counter() - start)
     seconds = float(np.median(per_step))
     images = config.annotation_batch_size
-    views = config.annotation_batch_size * (2 if config.objective.base == "simclr" else 1)
+    # Every crop the base objective renders counts (SimCLR 2, DINO 2 global + k local, ...).
+    views = config.annotation_batch_size * make_objective(config).crops_per_image()
     if config.objective.ab_weight > 0:
         images += config.bootstrap_batch_size
         views += config.bootstrap_batch_size * config.env.num_views
@@ -93,11 +97,13 @@ def main(argv):
     }
     print(f"devices: {jax.device_count()} x {jax.devices()[0].device_kind}")
     print(f"float32 matmul peak ({_MATMUL_SIZE.value}^3): {peak / 1e9:.1f} GFLOP/s")
+    groups = make_objective(config).crop_groups()
+    crops = " + ".join(f"{g.count} x {g.size}px" for g in groups)
     print(
         f"encoder: {config.model.encoder.variant}/{config.model.encoder.patch_size} "
-        f"depth {config.model.encoder.depth}, views {config.env.view_size}px, "
-        f"batch {config.annotation_batch_size} annotation + {config.bootstrap_batch_size} x "
-        f"{config.env.num_views} bootstrap"
+        f"depth {config.model.encoder.depth}, views {config.env.view_size}px; "
+        f"{config.objective.base}: {config.annotation_batch_size} annotation images x "
+        f"({crops}) crops + {config.bootstrap_batch_size} x {config.env.num_views} bootstrap"
     )
     header = (
         f"{'step':<16}{'ms':>9}{'img/s':>9}{'views/s':>9}{'GFLOP':>9}{'GFLOP/s':>9}{'of peak':>9}"

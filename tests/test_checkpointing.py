@@ -1,57 +1,18 @@
 """Checkpoints: exact resume after SIGKILL, clean stop on SIGTERM, corrupt checkpoints skipped,
 restore under another device count, partial restore for probes."""
 
-import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import textwrap
 import time
 
 import jax
 import numpy as np
 import pytest
+from conftest import cpu_env, logged, run_main, run_python, start_main
 
 from avrl_jax.checkpointing import checkpoint_dir, restore_params
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SMOKE = "configs/default.py:smoke"
-
-
-def main_command(workdir, *overrides):
-    return [
-        sys.executable,
-        "-m",
-        "avrl_jax.main",
-        "--config",
-        SMOKE,
-        "--workdir",
-        str(workdir),
-        *overrides,
-    ]
-
-
-def run_main(workdir, *overrides):
-    result = subprocess.run(
-        main_command(workdir, *overrides), cwd=REPO, capture_output=True, text=True, timeout=600
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
-
-
-def logged(workdir) -> dict[int, dict]:
-    """The last record per step (a resumed run rewrites the steps after its checkpoint)."""
-    path = os.path.join(workdir, "metrics.jsonl")
-    if not os.path.exists(path):
-        return {}
-    records = {}
-    for line in open(path):
-        if line.strip():
-            record = json.loads(line)
-            records[record["step"]] = record
-    return records
 
 
 def wait_for_step(process, workdir, step, timeout=300):
@@ -70,21 +31,16 @@ LONG = ("--config.total_steps=14", "--config.log_every=1", "--config.checkpoint.
 
 def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
     reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
-    run_main(reference, *LONG)
+    run_main(reference, *LONG, check=True)
     kill_at = random.Random().randint(4, 11)
-    process = subprocess.Popen(
-        main_command(interrupted, *LONG),
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = start_main(interrupted, *LONG, capture=False)
     try:
         wait_for_step(process, interrupted, kill_at)
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
     assert max(logged(interrupted)) < 14, "the run finished before it was killed"
-    run_main(interrupted, *LONG)
+    run_main(interrupted, *LONG, check=True)
 
     expected, got = logged(reference), logged(interrupted)
     assert sorted(got) == sorted(expected) == list(range(1, 15))
@@ -108,13 +64,7 @@ def test_sigterm_saves_the_step_reached_and_exits_cleanly(tmp_path):
         "--config.log_every=1",
         "--config.checkpoint.every_steps=1000",
     )
-    process = subprocess.Popen(
-        main_command(tmp_path, *overrides),
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_main(tmp_path, *overrides)
     wait_for_step(process, tmp_path, 3)
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=300)
@@ -137,10 +87,10 @@ def corrupt(checkpoint: str) -> None:
 
 
 def test_corrupt_newest_checkpoint_resumes_from_the_previous(tmp_path):
-    run_main(tmp_path)  # smoke: 6 steps, checkpoints at 2, 4, 6
+    run_main(tmp_path, check=True)  # smoke: 6 steps, checkpoints at 2, 4, 6
     directory = checkpoint_dir(str(tmp_path))
     corrupt(os.path.join(directory, "6"))
-    result = run_main(tmp_path, "--config.total_steps=8")
+    result = run_main(tmp_path, "--config.total_steps=8", check=True)
     assert "Checkpoint" in result.stderr and os.path.join(directory, "6") in result.stderr
     assert "Resumed from step 4" in result.stderr
     aside = os.listdir(os.path.join(directory, "unreadable"))
@@ -152,20 +102,14 @@ def test_corrupt_newest_checkpoint_resumes_from_the_previous(tmp_path):
 def test_another_config_in_the_workdir_stops_naming_the_difference_and_moves_nothing(tmp_path):
     """A checkpoint of another config is not a damaged one: none is moved aside, the run stops.
     Two kinds: other parameter shapes, and only another optimizer-state structure."""
-    run_main(tmp_path)  # smoke: checkpoints at 2, 4, 6
+    run_main(tmp_path, check=True)  # smoke: checkpoints at 2, 4, 6
     directory = checkpoint_dir(str(tmp_path))
     for override, difference in [
         ("--config.model.embed_dim=48", "params/base_query/layers/1/bias: saved (32,), this run"),
         # Without clipping the optax chain has one transformation less: opt_state/1 -> /0.
         ("--config.optimizer.grad_clip_norm=0", "opt_state/0/0/count: saved nothing, this run"),
     ]:
-        result = subprocess.run(
-            main_command(tmp_path, override, "--config.total_steps=8"),
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        result = run_main(tmp_path, override, "--config.total_steps=8")
         assert result.returncode != 0, override
         message = f"CheckpointMismatchError: Checkpoint {os.path.join(directory, '6')}"
         assert message in result.stderr, result.stderr[-3000:]
@@ -184,9 +128,7 @@ def test_non_finite_loss_stops_the_run_before_it_is_saved(tmp_path):
         "--config.checkpoint.every_steps=3",
         "--config.fewshot_eval.every_steps=0",
     )
-    result = subprocess.run(
-        main_command(tmp_path, *overrides), cwd=REPO, capture_output=True, text=True, timeout=600
-    )
+    result = run_main(tmp_path, *overrides)
     assert result.returncode != 0
     assert "NonFiniteLossError: loss became NaN/Inf at step 3" in result.stderr, result.stderr[
         -3000:
@@ -254,15 +196,6 @@ MESH_SCRIPT = textwrap.dedent(
 
 
 def test_restore_under_another_device_count(tmp_path):
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
-    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
-    result = subprocess.run(
-        [sys.executable, "-c", MESH_SCRIPT, str(tmp_path)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = run_python(MESH_SCRIPT, str(tmp_path), env=cpu_env(8))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "OK 8to1" in result.stdout and "OK 1to8" in result.stdout

@@ -11,9 +11,10 @@ def check(config, batch_shards=1, process_count=1):
 
 
 def test_default_configs_are_valid():
-    for arg in (None, "smoke", "labels", "gamma0"):
+    for arg in (None, *default.VARIANTS, "smoke,dino", "dino,base_only", "smoke,clip_aug"):
         check(default.get_config(arg), batch_shards=8)
-    check(ab_vit_s16_cc12m.get_config("ab_simclr,scenes"), batch_shards=64)
+    for arg in ab_vit_s16_cc12m.VARIANTS:
+        check(ab_vit_s16_cc12m.get_config(arg + ",scenes"), batch_shards=64)
 
 
 def test_batch_not_divisible_by_devices():
@@ -39,7 +40,12 @@ def test_batch_not_divisible_by_processes():
         ("objective.divergence", "kl", r"objective.divergence='kl'.*'softmax', 'bce'"),
         ("ema.schedule", "linear", r"ema.schedule='linear'.*'constant', 'cosine'"),
         ("data.name", "nope", r"data.name='nope'.*'scenes'"),
-        ("objective.gamma", 1.5, r"objective.gamma=1.5 must lie in \[0, 1\]"),
+        ("objective.gamma", 1.5, r"objective.gamma=1.5 must lie in \[0, 1\)"),
+        ("objective.gamma", 1.0, r"objective.gamma=1.0 must lie in \[0, 1\)"),
+        ("objective.next_actions", "all", r"objective.next_actions='all' is not valid"),
+        ("objective.simclr.loss", "byol", r"objective.simclr.loss='byol' is not valid"),
+        ("annotation_crops.augment.hue", 0.7, r"hue must be in \[0.0, 0.5\], got 0.7"),
+        ("objective.grid.sizes", (0.1, 1.0), r"objective.grid.sizes=\(0.1, 1.0\) leaves"),
         ("env.num_views", 1, r"env.num_views=1 must be at least 2"),
         ("env.view_size", 20, r"env.view_size=20 is not divisible by model.encoder.patch_size=8"),
     ],

@@ -13,8 +13,8 @@ KEY = jax.random.key(0)
 
 # Jitted once per signature: eager op-by-op dispatch is what makes small JAX tests slow.
 render = jax.jit(env.render, static_argnums=(2, 3))
-augment = jax.jit(env.augment)
-color_jitter = jax.jit(env.color_jitter)
+augment = jax.jit(env.flip_and_jitter)
+color_jitter = jax.jit(env.strength_jitter)
 
 
 def _random_box_pairs(key: jax.Array, count: int) -> tuple[jax.Array, jax.Array]:
@@ -251,12 +251,20 @@ def test_sample_episode_shapes_and_consistency():
     assert episode["boxes"].shape == (n, 4)
     assert episode["views"].shape == (n, 16, 16, 3) and episode["views"].dtype == jnp.float32
     assert episode["actions"].shape == (n, n - 1, 4)
-    assert episode["tokens"].shape == (n, n - 1, 5) and episode["tokens"].dtype == jnp.int32
+    # 4 coordinates, the flip token, and the jitter token (jitter_strength > 0).
+    assert episode["tokens"].shape == (n, n - 1, 6) and episode["tokens"].dtype == jnp.int32
     bins = env.ActionBins()
     np.testing.assert_array_equal(
         episode["tokens"][..., :4], env.tokenize(episode["actions"], bins)
     )
-    assert np.all(episode["tokens"] < env.vocab_size(bins, with_flip=True))
+    assert np.all(episode["tokens"] < env.vocab_size(bins, with_flip=True, with_jitter=True))
+    # The jitter token tells Q how strongly the *target* view is jittered.
+    strength = np.asarray(episode["jitter"])
+    assert strength.shape == (n,) and np.all((strength >= 0) & (strength <= 1))
+    assert len(np.unique(strength)) == n
+    targets = env.other_view_index(n)
+    expected_jitter = 4 * bins.num_bins + 2 + np.floor(strength[targets] * bins.num_bins)
+    np.testing.assert_array_equal(episode["tokens"][..., 5], expected_jitter)
 
     # Actions are in each source view's displayed frame: cx is mirrored when view i is flipped.
     flipped = np.asarray(episode["flipped"])
@@ -271,6 +279,7 @@ def test_sample_episode_shapes_and_consistency():
         env.episode_key(KEY, 3), canvas
     )
     assert plain["tokens"].shape == (n, n - 1, 4)
+    np.testing.assert_array_equal(plain["jitter"], 0.0)
     np.testing.assert_allclose(plain["actions"], env.pairwise_actions(plain["boxes"]))
     expected_view = env.normalize(render(canvas, plain["boxes"][2], 16, True))
     np.testing.assert_allclose(plain["views"][2], expected_view, atol=1e-6)

@@ -41,6 +41,13 @@ def run_script(name, *args, env=None, cwd=ROOT, timeout=60):
     )
 
 
+def refused(name, *args):
+    """A dry run that the script refuses as a usage error (exit status 2); its result."""
+    result = run_script(name, "--dry-run", *args)
+    assert result.returncode == 2, (args, result.stdout, result.stderr)
+    return result
+
+
 def printed_commands(stdout):
     """The commands a dry run printed ('+ ' lines), each split as a shell would."""
     lines = [line[2:] for line in stdout.splitlines() if line.startswith("+ ")]
@@ -191,10 +198,7 @@ def test_tpu_pod_passes_extra_args_and_main_args():
     ],
 )
 def test_tpu_pod_rejects_a_workdir_that_is_not_shared(args):
-    result = run_script(
-        "tpu_pod.sh", "--dry-run", *POD, "--config", "configs/default.py", *args, "run"
-    )
-    assert result.returncode == 2
+    result = refused("tpu_pod.sh", *POD, "--config", "configs/default.py", *args, "run")
     assert result.stdout == ""  # nothing printed, nothing run
     assert "is not shared storage" in result.stderr
     assert "--shared-workdir" in result.stderr
@@ -203,18 +207,10 @@ def test_tpu_pod_rejects_a_workdir_that_is_not_shared(args):
 @pytest.mark.parametrize("shared", [["--shared-workdir"], []])
 @pytest.mark.parametrize("workdir", ["gs://my-bucket/run", "gs://"])
 def test_tpu_pod_rejects_gs_urls_and_says_to_mount_the_bucket(workdir, shared):
-    result = run_script(
-        "tpu_pod.sh",
-        "--dry-run",
-        *POD,
-        "--config",
-        "configs/default.py",
-        "--workdir",
-        workdir,
-        *shared,
-        "run",
+    result = refused(
+        "tpu_pod.sh", *POD, "--config", "configs/default.py", "--workdir", workdir, *shared, "run"
     )
-    assert result.returncode == 2 and result.stdout == ""  # nothing printed, nothing run
+    assert result.stdout == ""  # nothing printed, nothing run
     assert f"WORKDIR={workdir}: gs:// (and other URL) workdirs are not supported" in result.stderr
     assert "mount the bucket with gcsfuse on every worker" in result.stderr
     assert "gcsfuse BUCKET /mnt/BUCKET" in result.stderr
@@ -222,8 +218,8 @@ def test_tpu_pod_rejects_gs_urls_and_says_to_mount_the_bucket(workdir, shared):
 
 
 def test_tpu_pod_missing_settings_are_named():
-    result = run_script("tpu_pod.sh", "--dry-run", "create", "run")
-    assert result.returncode == 2 and result.stdout == ""
+    result = refused("tpu_pod.sh", "create", "run")
+    assert result.stdout == ""
     for setting in [
         "TPU_NAME (--name)",
         "ZONE (--zone)",
@@ -235,14 +231,13 @@ def test_tpu_pod_missing_settings_are_named():
         assert setting in result.stderr
     assert "--help" in result.stderr
 
-    result = run_script("tpu_pod.sh", "--dry-run", *POD, "run")
-    assert result.returncode == 2
+    result = refused("tpu_pod.sh", *POD, "run")
     assert "CONFIG (--config), WORKDIR (--workdir)" in result.stderr
     assert "TPU_NAME" not in result.stderr and "ACCELERATOR_TYPE" not in result.stderr
 
     for args in [[], ["launch"], ["--bogus", "1", "run"]]:
-        result = run_script("tpu_pod.sh", "--dry-run", *POD, *args)
-        assert result.returncode == 2 and result.stdout == "", args
+        result = refused("tpu_pod.sh", *POD, *args)
+        assert result.stdout == "", args
 
 
 def test_tpu_pod_help():
@@ -445,22 +440,18 @@ def test_slurm_script_is_valid_bash_and_relative_workdir_is_made_absolute(tmp_pa
 
 
 def test_slurm_missing_settings_are_named(tmp_path):
-    result = run_script("slurm.sh", "--dry-run")
-    assert result.returncode == 2 and result.stdout == ""
+    result = refused("slurm.sh")
+    assert result.stdout == ""
     assert "NODES (--nodes), CONFIG (--config), WORKDIR (--workdir)" in result.stderr
-    result = run_script(
-        "slurm.sh", "--dry-run", "--nodes", "two", "--config", "c", "--workdir", "w"
-    )
-    assert result.returncode == 2 and "NODES must be a positive number" in result.stderr
-    result = run_script("slurm.sh", "--dry-run", "stray")
-    assert result.returncode == 2 and "go after --" in result.stderr
+    result = refused("slurm.sh", "--nodes", "two", "--config", "c", "--workdir", "w")
+    assert "NODES must be a positive number" in result.stderr
+    result = refused("slurm.sh", "stray")
+    assert "go after --" in result.stderr
 
 
 def test_slurm_rejects_gs_urls_and_says_to_mount_the_bucket():
-    result = run_script(
-        "slurm.sh", "--dry-run", "--nodes", "2", "--config", "c", "--workdir", "gs://b/run"
-    )
-    assert result.returncode == 2 and result.stdout == ""  # no script printed, none submitted
+    result = refused("slurm.sh", "--nodes", "2", "--config", "c", "--workdir", "gs://b/run")
+    assert result.stdout == ""  # no script printed, none submitted
     assert "WORKDIR=gs://b/run: gs:// (and other URL) workdirs are not supported" in result.stderr
     assert "gcsfuse on every node (e.g. gcsfuse BUCKET /mnt/BUCKET)" in result.stderr
 
@@ -517,13 +508,11 @@ def test_local_multiprocess_dry_run_prints_one_command_per_process():
 
 
 def test_local_multiprocess_missing_settings_are_named():
-    result = run_script("local_multiprocess.sh", "--dry-run")
-    assert result.returncode == 2 and result.stdout == ""
+    result = refused("local_multiprocess.sh")
+    assert result.stdout == ""
     assert "CONFIG (--config), WORKDIR (--workdir)" in result.stderr
-    result = run_script(
-        "local_multiprocess.sh", "--dry-run", "--config", "c", "--workdir", "w", "--port", "x"
-    )
-    assert result.returncode == 2 and "PORT must be a port number" in result.stderr
+    result = refused("local_multiprocess.sh", "--config", "c", "--workdir", "w", "--port", "x")
+    assert "PORT must be a port number" in result.stderr
 
 
 FAKE_PYTHON = """#!/usr/bin/env bash

@@ -2,36 +2,19 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import jax
 import numpy as np
 import pytest
+from conftest import REPO, read_metrics, run_main
 
 from avrl_jax.checkpointing import restore_params
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def run_main(workdir, *overrides):
-    cmd = [
-        sys.executable,
-        "-m",
-        "avrl_jax.main",
-        "--config",
-        "configs/default.py:smoke",
-        "--workdir",
-        str(workdir),
-        *overrides,
-    ]
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
 
 
 def test_main_runs_a_few_steps(tmp_path):
     result = run_main(tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    records = read_metrics(tmp_path)
     assert [r["step"] for r in records] == [2, 4, 6]
     for record in records:
         for key in ("loss", "base/loss", "ab/loss", "perf/images_per_sec", "learning_rate"):

@@ -24,6 +24,7 @@ from avrl_jax.models import (
     to_plain_params,
     vit_config,
 )
+from avrl_jax.models.heads import clamp_temperatures
 
 IMAGE, PATCH = 16, 8  # 4 patches
 VOCAB, T = 11, 4
@@ -131,7 +132,9 @@ def test_vit_rejects_bad_pool_and_wrong_input_shape(vit):
     with pytest.raises(ValueError, match="model.pool"):
         ViT(variant="mu", patch_size=8, image_size=16, pool="max", rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match=r"\[N, 16, 16, 3\]"):
-        apply(vit, jnp.zeros((1, 24, 24, 3)))
+        apply(vit, jnp.zeros((1, 20, 20, 3)))  # not a multiple of the patch size
+    with pytest.raises(ValueError, match=r"\[N, 16, 16, 3\]"):
+        apply(vit, jnp.zeros((1, 16, 24, 3)))  # not square
 
 
 def test_vit_batch_independence(vit):
@@ -291,13 +294,23 @@ def test_l2_normalize_is_finite_at_zero():
     assert np.all(np.isfinite(grad))
 
 
-def test_temperature_init_and_max():
+def test_temperature_is_clamped_on_the_parameter_and_can_move_back():
     np.testing.assert_allclose(Temperature(10.0)(), 10.0, rtol=1e-6)
-    temperature = Temperature(50.0, max_value=100.0)
-    temperature.log_t[...] = jnp.log(1e4)
-    assert float(temperature()) == 100.0
     with pytest.raises(ValueError, match="init"):
-        Temperature(200.0, max_value=100.0)
+        Temperature(200.0)
+    params = {"t": {"log_t": jnp.log(1e4)}, "w": jnp.asarray(1e4)}
+    clamped = clamp_temperatures(params)
+    np.testing.assert_allclose(jnp.exp(clamped["t"]["log_t"]), 100.0, rtol=1e-6)
+    assert float(clamped["w"]) == 1e4  # only temperatures are clamped
+    np.testing.assert_allclose(
+        jnp.exp(clamp_temperatures({"log_t": jnp.log(1e-5)})["log_t"]), 0.01, rtol=1e-6
+    )
+    # At the bound the output still has a gradient, so the loss can pull the scale back down
+    # (an output clamp min(exp(log_t), 100) would give exactly zero here).
+    temperature = Temperature(100.0)
+    graphdef, state = nnx.split(temperature)
+    grad = jax.grad(lambda s: nnx.merge(graphdef, s)())(state)
+    assert float(grad["log_t"][...]) > 0.0
 
 
 # ----------------------------------------------------------------------------- plain params

@@ -1,75 +1,28 @@
 """Scale-out on simulated CPU devices: FSDP equals data parallelism, and 2 processes x 4 devices
 equal 1 process x 8 devices (JAX multi-controller runtime, CPU collectives over gloo)."""
 
-import json
-import os
-import socket
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
+from conftest import cpu_env, free_port, losses, run_main, run_python, start_main
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = ("--config.total_steps=6", "--config.log_every=1")
-
-
-def cpu_env(devices: int) -> dict:
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
-    env["JAX_PLATFORMS"] = "cpu"
-    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
-def main_command(workdir, *extra):
-    return [
-        sys.executable,
-        "-m",
-        "avrl_jax.main",
-        "--config",
-        "configs/default.py:smoke",
-        "--workdir",
-        str(workdir),
-        *STEPS,
-        *extra,
-    ]
-
-
-def losses(workdir) -> np.ndarray:
-    records = {}
-    for line in open(os.path.join(workdir, "metrics.jsonl")):
-        record = json.loads(line)
-        records[record["step"]] = [record[k] for k in ("loss", "base/loss", "ab/loss")]
-    return np.array([records[s] for s in sorted(records)])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_two_processes_match_one_process_and_checkpoints_cross_over(tmp_path):
     single, multi = tmp_path / "single", tmp_path / "multi"
-    result = subprocess.run(
-        main_command(single), cwd=REPO, env=cpu_env(8), capture_output=True, text=True, timeout=600
-    )
+    result = run_main(single, *STEPS, env=cpu_env(8))
     assert result.returncode == 0, result.stderr[-3000:]
 
     port = free_port()
     processes = [
-        subprocess.Popen(
-            main_command(
-                multi,
-                f"--coordinator_address=127.0.0.1:{port}",
-                "--num_processes=2",
-                f"--process_id={i}",
-            ),
-            cwd=REPO,
+        start_main(
+            multi,
+            *STEPS,
+            f"--coordinator_address=127.0.0.1:{port}",
+            "--num_processes=2",
+            f"--process_id={i}",
             env=cpu_env(4),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
         )
         for i in range(2)
     ]
@@ -81,24 +34,10 @@ def test_two_processes_match_one_process_and_checkpoints_cross_over(tmp_path):
     np.testing.assert_allclose(losses(multi), losses(single), rtol=2e-4, atol=1e-5)
 
     # The 2-process checkpoint restores in a 1-process run, data position included.
-    resumed = subprocess.run(
-        main_command(multi, "--config.total_steps=8"),
-        cwd=REPO,
-        env=cpu_env(8),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    resumed = run_main(multi, *STEPS, "--config.total_steps=8", env=cpu_env(8))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Resumed from step 6" in resumed.stderr
-    continued = subprocess.run(
-        main_command(single, "--config.total_steps=8"),
-        cwd=REPO,
-        env=cpu_env(8),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    continued = run_main(single, *STEPS, "--config.total_steps=8", env=cpu_env(8))
     assert continued.returncode == 0, continued.stderr[-3000:]
     np.testing.assert_allclose(losses(multi), losses(single), rtol=2e-4, atol=1e-5)
 
@@ -144,13 +83,6 @@ FSDP_SCRIPT = textwrap.dedent(
 
 
 def test_fsdp_matches_data_parallel_and_shards_parameters():
-    result = subprocess.run(
-        [sys.executable, "-c", FSDP_SCRIPT],
-        cwd=REPO,
-        env=cpu_env(8),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = run_python(FSDP_SCRIPT, env=cpu_env(8))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert "FSDP OK" in result.stdout

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import assert_batches_equal, take
 
 from avrl_jax.data import pipeline, scenes
 
@@ -17,11 +18,6 @@ class IdSource:
 
     def __getitem__(self, i: int) -> dict[str, np.ndarray]:
         return {"image": np.full((2, 2, 3), i % 256, np.uint8), "id": np.int64(i)}
-
-
-def take(ds, n: int) -> list[dict[str, np.ndarray]]:
-    it = iter(ds)
-    return [next(it) for _ in range(n)]
 
 
 def cat(batches, key: str) -> np.ndarray:
@@ -127,9 +123,7 @@ def test_resume_from_state_gives_identical_batches():
     resumed = iter(ds)
     resumed.set_state(state)
     for want in expected:
-        got = next(resumed)
-        for key in want:
-            np.testing.assert_array_equal(got[key], want[key])
+        assert_batches_equal(next(resumed), want)
 
 
 def test_workers_resume_and_match_in_process_stream():
@@ -148,11 +142,9 @@ def test_workers_resume_and_match_in_process_stream():
     again = [next(resumed) for _ in range(3)]
     resumed.close()
     for got, want in zip(first + rest, reference, strict=True):
-        for key in want:
-            np.testing.assert_array_equal(got[key], want[key])
+        assert_batches_equal(got, want)
     for got, want in zip(again, rest, strict=True):
-        for key in want:
-            np.testing.assert_array_equal(got[key], want[key])
+        assert_batches_equal(got, want)
 
 
 def test_errors():

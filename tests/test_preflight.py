@@ -2,23 +2,13 @@
 
 import os
 import re
-import subprocess
-import sys
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import SMOKE, module_command, run_command
 
 
 def preflight(*args):
-    cmd = [
-        sys.executable,
-        "-m",
-        "avrl_jax.preflight",
-        "--config",
-        "configs/default.py:smoke",
-        *args,
-    ]
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    cmd = module_command("avrl_jax.preflight", "--config", SMOKE, *args)
+    return run_command(cmd, env=dict(os.environ, JAX_PLATFORMS="cpu"))
 
 
 def numbers(pattern: str, text: str) -> list[float]:

@@ -3,13 +3,12 @@
 import importlib.util
 import json
 import os
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import REPO, module_command, run_command
 from flax import nnx
 
 from avrl_jax.data import scenes
@@ -17,8 +16,6 @@ from avrl_jax.env.render import normalize, render
 from avrl_jax.evaluation import features, knn, linear_probe, map_probe, ridge, tasks
 from avrl_jax.models.params import from_plain_params, to_plain_params
 from avrl_jax.models.vit import ViT
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def load_config(name: str, arg: str | None = None):
@@ -459,18 +456,12 @@ def test_cli_random_init_end_to_end(tmp_path):
         "--config.map.steps=10",
         "--config.fewshot.shots=(2,)",
     ]
-    cmd = [
-        sys.executable,
-        "-m",
+    cmd = module_command(
         "avrl_jax.probe",
-        "--workdir",
-        str(tmp_path),
-        "--random_init",
-        "--config",
-        os.path.join(REPO, "configs", "probe_count.py"),
-        *overrides,
-    ]
-    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+        *["--workdir", str(tmp_path), "--random_init"],
+        *["--config", os.path.join(REPO, "configs", "probe_count.py"), *overrides],
+    )
+    result = run_command(cmd, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     results = json.load(open(tmp_path / "probe_results.json"))
     entry = results["count"]["random_init"]

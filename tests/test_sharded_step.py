@@ -1,11 +1,8 @@
 """The update step on an 8-device mesh matches the 1-device step (simulated CPU devices)."""
 
-import os
-import subprocess
-import sys
 import textwrap
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import cpu_env, run_python
 
 SCRIPT = textwrap.dedent(
     """
@@ -44,15 +41,6 @@ SCRIPT = textwrap.dedent(
 
 
 def test_eight_device_step_matches_one_device():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
-    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = run_python(SCRIPT, env=cpu_env(8))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "MATCH" in result.stdout

@@ -8,6 +8,7 @@ import pickle
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from conftest import assert_batches_equal, take
 from data_builders import (
     caption_samples,
     encode,
@@ -80,8 +81,7 @@ def make(name: str, data: dict):
 
 
 def first_batches(source, n: int, **kwargs) -> list[dict]:
-    it = iter(pipeline.make_dataset(source, **{"global_batch_size": 4, "seed": 0, **kwargs}))
-    return [next(it) for _ in range(n)]
+    return take(pipeline.make_dataset(source, **{"global_batch_size": 4, "seed": 0, **kwargs}), n)
 
 
 def test_image_folder_labels_formats_and_order(data):
@@ -191,8 +191,7 @@ def test_per_host_slices_union_to_the_single_host_stream_and_resume(data, name):
         resumed = iter(ds)
         resumed.set_state(state)
         got = next(resumed)
-    for key in want:
-        np.testing.assert_array_equal(got[key], want[key])
+    assert_batches_equal(got, want)
     np.testing.assert_array_equal(single[1]["image"], want["image"])
 
 

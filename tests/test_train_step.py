@@ -110,20 +110,14 @@ def test_no_action_tokens_makes_values_invariant_to_the_action():
     mesh = sharding.make_mesh(config.mesh)
     trainer = build_trainer(config, mesh)
     from avrl_jax.models.params import from_plain_params
-    from avrl_jax.objectives.annotators import make_annotator
-    from avrl_jax.train_step import annotation_crops, bootstrap_episodes, forward
+    from avrl_jax.objectives.registry import make_objective
+    from avrl_jax.train_step import forward, render_inputs
 
     batch = jax.device_get(fixed_batch(config, mesh))
-    annotator = make_annotator(config.objective)
-    episodes = bootstrap_episodes(config, batch["bootstrap"]["image"], batch["bootstrap"]["index"])
-    ann = batch["annotation"]
-    crops = annotation_crops(config, annotator.num_crops, ann["image"], ann["index"])
-    views = episodes["views"]
-    images = np.concatenate(
-        [views.reshape(-1, *views.shape[2:]), crops.reshape(-1, *crops.shape[2:])]
-    )
+    objective = make_objective(config)
+    inputs = render_inputs(config, objective, batch)
     model = from_plain_params(trainer.graphdef, trainer.state.params)
-    out = forward(model, annotator, images, episodes["tokens"], ann, crops.shape[0])
-    q = np.asarray(out["q_logits"])  # [B, n, n-1, A]
+    out = forward(model, objective, inputs, batch["annotation"])
+    q = np.asarray(out.q_logits)  # [B, n, n-1, A]
     np.testing.assert_allclose(q[:, :, 0], q[:, :, 1], rtol=1e-5, atol=1e-6)
     assert np.abs(q[:, 0] - q[:, 1]).max() > 1e-4  # still depends on the view

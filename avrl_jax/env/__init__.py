@@ -1,5 +1,25 @@
-"""The environment: an MDP over views of an image, as pure JAX functions (see DESIGN.md 1.1, 2)."""
+"""The environment: an MDP over views of an image, as pure JAX functions.
 
+See docs/design.md §1.1 and §2.
+"""
+
+from avrl_jax.env.augment import (
+    Augmentation,
+    adjust_brightness,
+    adjust_contrast,
+    adjust_hue,
+    adjust_saturation,
+    augment_view,
+    color_jitter,
+    flip_and_jitter,
+    flip_left_right,
+    gaussian_blur,
+    grayscale,
+    hsv_to_rgb,
+    rgb_to_hsv,
+    solarize,
+    strength_jitter,
+)
 from avrl_jax.env.boxes import (
     apply_action,
     other_view_index,
@@ -10,10 +30,7 @@ from avrl_jax.env.boxes import (
 from avrl_jax.env.render import (
     NORM_MEAN,
     NORM_STD,
-    augment,
-    color_jitter,
     denormalize,
-    flip_left_right,
     normalize,
     render,
 )
@@ -31,8 +48,15 @@ __all__ = [
     "NORM_MEAN",
     "NORM_STD",
     "ActionBins",
+    "Augmentation",
+    "adjust_brightness",
+    "adjust_contrast",
+    "adjust_hue",
+    "adjust_saturation",
     "apply_action",
-    "augment",
+    "flip_and_jitter",
+    "strength_jitter",
+    "augment_view",
     "bin_widths",
     "color_jitter",
     "denormalize",
@@ -40,13 +64,18 @@ __all__ = [
     "episode_key",
     "flip_left_right",
     "flip_token",
+    "gaussian_blur",
+    "grayscale",
+    "hsv_to_rgb",
     "normalize",
     "other_view_index",
     "pairwise_actions",
     "relative_action",
     "render",
+    "rgb_to_hsv",
     "sample_episode",
     "sample_views",
+    "solarize",
     "tokenize",
     "vocab_size",
 ]

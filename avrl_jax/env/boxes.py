@@ -124,3 +124,30 @@ def pairwise_actions(boxes: jax.Array) -> jax.Array:
     n = boxes.shape[0]
     targets = boxes[other_view_index(n)]  # [n, n-1, 4]
     return relative_action(boxes[:, None, :], targets)
+
+
+def box_iou(a: jax.Array, b: jax.Array) -> jax.Array:
+    """Intersection over union of boxes: f32[..., 4] and f32[..., 4] (broadcast) -> f32[...]."""
+    top = jnp.maximum(a[..., 0], b[..., 0])
+    left = jnp.maximum(a[..., 1], b[..., 1])
+    bottom = jnp.minimum(a[..., 2], b[..., 2])
+    right = jnp.minimum(a[..., 3], b[..., 3])
+    intersection = jnp.maximum(bottom - top, 0.0) * jnp.maximum(right - left, 0.0)
+    area = lambda box: (box[..., 2] - box[..., 0]) * (box[..., 3] - box[..., 1])
+    return intersection / jnp.maximum(area(a) + area(b) - intersection, 1e-12)
+
+
+def candidate_grid(
+    centers: tuple[float, ...] = (1 / 6, 1 / 2, 5 / 6),
+    sizes: tuple[float, ...] = (1 / 3, 2 / 3, 1.0),
+) -> np.ndarray:
+    """A fixed grid of candidate actions relative to a view: every centre (cy, cx) in
+    `centers`^2 at every square relative size in `sizes`. f32[G, 4] (cy, cx, log_h, log_w),
+    G = len(centers)^2 * len(sizes) (27 by default); used as the next actions of `max_a'`."""
+    grid = [
+        (cy, cx, math.log(size), math.log(size))
+        for size in sizes
+        for cy in centers
+        for cx in centers
+    ]
+    return np.asarray(grid, np.float32)

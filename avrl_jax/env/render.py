@@ -1,4 +1,4 @@
-"""Rendering a box of an image to a view, and image augmentations of views.
+"""Rendering a box of an image to a view, and the network's input normalisation.
 
 Crop + resize is two separable interpolation-weight matrices, rows f32[out, H] and columns
 f32[out, W], applied with einsums. Matmuls are what TPUs do fast, there are no gathers, the
@@ -16,9 +16,6 @@ import jax.numpy as jnp
 # network (views, annotation crops, probe inputs) must go through `normalize`.
 NORM_MEAN = 0.5
 NORM_STD = 0.25
-
-# ITU-R BT.601 luma weights, as torchvision and PIL use for grayscale.
-_LUMA = (0.299, 0.587, 0.114)
 
 
 def _interp_weights(
@@ -97,63 +94,6 @@ def render(
     view = jnp.einsum("pw,owc->opc", cols, view, precision=precision)
     # The weights are convex, so this only removes float round-off.
     return jnp.clip(view, 0.0, 1.0)
-
-
-def flip_left_right(view: jax.Array) -> jax.Array:
-    """Mirrors a view horizontally: f32[h, w, c] -> f32[h, w, c]."""
-    return view[:, ::-1, :]
-
-
-def _grayscale(view: jax.Array) -> jax.Array:
-    """f32[h, w, 3] -> f32[h, w, 1] luma."""
-    return jnp.einsum("hwc,c->hw", view, jnp.asarray(_LUMA, view.dtype))[..., None]
-
-
-def color_jitter(key: jax.Array, view: jax.Array, strength: float) -> jax.Array:
-    """Random brightness, contrast and saturation changes (in that fixed order).
-
-    Each factor is uniform in [max(0, 1 - 0.8 s), 1 + 0.8 s] for strength s, as SimCLR's
-    colour jitter (brightness = contrast = saturation = 0.8 s); hue is not jittered. Every step
-    is written as x * f + other * (1 - f), so s = 0 (f = 1) returns the view bit-exactly.
-
-    Args:
-      key: a PRNG key.
-      view: f32[h, w, 3] in [0, 1].
-      strength: s >= 0 (may be traced).
-
-    Returns:
-      f32[h, w, 3] in [0, 1].
-    """
-    spread = 0.8 * strength
-    factors = jax.random.uniform(key, (3,), minval=-1.0, maxval=1.0)
-    factors = jnp.maximum(1.0 + spread * factors, 0.0)
-    brightness, contrast, saturation = factors[0], factors[1], factors[2]
-
-    view = jnp.clip(view * brightness, 0.0, 1.0)
-    mean = jnp.mean(_grayscale(view))
-    view = jnp.clip(view * contrast + mean * (1.0 - contrast), 0.0, 1.0)
-    view = jnp.clip(view * saturation + _grayscale(view) * (1.0 - saturation), 0.0, 1.0)
-    return view
-
-
-def augment(
-    key: jax.Array, view: jax.Array, flip_prob: float, jitter_strength: float
-) -> tuple[jax.Array, jax.Array]:
-    """Random horizontal flip, then colour jitter.
-
-    Args:
-      key: a PRNG key.
-      view: f32[h, w, 3] in [0, 1].
-      flip_prob: probability of mirroring the view.
-      jitter_strength: colour jitter strength (0 disables it).
-
-    Returns:
-      (view f32[h, w, 3] in [0, 1], flipped bool[]).
-    """
-    k_flip, k_jitter = jax.random.split(key)
-    flipped = jax.random.bernoulli(k_flip, flip_prob)
-    view = jnp.where(flipped, flip_left_right(view), view)
-    return color_jitter(k_jitter, view, jitter_strength), flipped
 
 
 def normalize(view: jax.Array) -> jax.Array:

@@ -50,9 +50,38 @@ def bin_widths(bins: ActionBins) -> np.ndarray:
     return (hi - lo) / bins.num_bins
 
 
-def vocab_size(bins: ActionBins, with_flip: bool = False) -> int:
-    """The number of token ids: 4 * num_bins, plus 2 flip ids when `with_flip`."""
-    return NUM_COORDS * bins.num_bins + (2 if with_flip else 0)
+def vocab_size(bins: ActionBins, with_flip: bool = False, with_jitter: bool = False) -> int:
+    """The number of token ids: 4 * num_bins, plus 2 flip ids when `with_flip`, plus num_bins
+    jitter-strength ids when `with_jitter`."""
+    return (
+        NUM_COORDS * bins.num_bins + (2 if with_flip else 0) + (bins.num_bins if with_jitter else 0)
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ActionTokenLayout:
+    """Which tokens an action has: 4 coordinates, then a flip token, then a jitter token."""
+
+    bins: ActionBins
+    with_flip: bool = False
+    with_jitter: bool = False
+
+    @property
+    def vocab_size(self) -> int:
+        return vocab_size(self.bins, self.with_flip, self.with_jitter)
+
+    @property
+    def tokens_per_action(self) -> int:
+        return NUM_COORDS + int(self.with_flip) + int(self.with_jitter)
+
+
+def action_token_layout(env_config) -> ActionTokenLayout:
+    """The layout of a config's `env`: flip and jitter tokens exist when those are on."""
+    return ActionTokenLayout(
+        bins=ActionBins(**env_config.bins),
+        with_flip=env_config.flip_prob > 0,
+        with_jitter=env_config.jitter_strength > 0,
+    )
 
 
 def tokenize(action: jax.Array, bins: ActionBins) -> jax.Array:
@@ -100,3 +129,19 @@ def flip_token(flipped: jax.Array, bins: ActionBins) -> jax.Array:
       int32[...]: 4 * num_bins (not flipped) or 4 * num_bins + 1 (flipped).
     """
     return NUM_COORDS * bins.num_bins + jnp.asarray(flipped).astype(jnp.int32)
+
+
+def jitter_token(fraction: jax.Array, bins: ActionBins, with_flip: bool) -> jax.Array:
+    """The extra token saying how strongly the target view is colour-jittered.
+
+    Args:
+      fraction: f32[...] in [0, 1], the target view's jitter strength over `env.jitter_strength`.
+      bins: the binning (num_bins strength ids follow the coordinate and flip ids).
+      with_flip: whether the 2 flip ids come before the jitter ids.
+
+    Returns:
+      int32[...] in [first, first + num_bins), first = 4 * num_bins (+ 2 with flips).
+    """
+    first = NUM_COORDS * bins.num_bins + (2 if with_flip else 0)
+    index = jnp.clip(jnp.floor(fraction * bins.num_bins), 0, bins.num_bins - 1).astype(jnp.int32)
+    return first + index

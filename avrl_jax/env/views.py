@@ -9,9 +9,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from avrl_jax.env.augment import flip_and_jitter
 from avrl_jax.env.boxes import other_view_index, pairwise_actions, sample_views
-from avrl_jax.env.render import augment, normalize, render
-from avrl_jax.env.tokens import ActionBins, flip_token, tokenize
+from avrl_jax.env.render import normalize, render
+from avrl_jax.env.tokens import ActionBins, flip_token, jitter_token, tokenize
 
 _LOW_32_BITS = 0xFFFFFFFF
 _DEFAULT_BINS = ActionBins()
@@ -79,7 +80,8 @@ def sample_episode(
       scale: random-resized-crop area range (fraction of the canvas).
       ratio: random-resized-crop aspect-ratio range (width / height, in pixels).
       flip_prob: probability of mirroring each view; > 0 adds the flip token.
-      jitter_strength: colour-jitter strength (0: none).
+      jitter_strength: the largest colour-jitter strength (0: none); each view's strength is
+        uniform in [0, jitter_strength] and > 0 adds the jitter token.
       bins: the action binning.
       antialias: low-pass filter when rendering downscales.
 
@@ -90,14 +92,25 @@ def sample_episode(
         flipped: bool[n] whether each view is mirrored,
         actions: f32[n, n-1, 4] from view i to view j = other_view_index(n)[i, s], in view i's
                  displayed frame,
-        tokens:  int32[n, n-1, T] with T = 4, or 5 when flip_prob > 0.
+        tokens:  int32[n, n-1, T]: 4 coordinate tokens, then a flip token when flip_prob > 0,
+                 then a jitter token (the target view's jitter strength, binned) when
+                 jitter_strength > 0,
+        jitter:  f32[n] each view's jitter strength as a fraction of jitter_strength.
     """
-    k_boxes, k_augment = jax.random.split(key)
+    k_boxes, k_augment, k_strength = jax.random.split(key, 3)
     height, width = canvas.shape[0], canvas.shape[1]
     boxes = sample_views(k_boxes, num_views, scale, ratio, image_aspect=width / height)
     views = jax.vmap(lambda box: render(canvas, box, out_size, antialias))(boxes)
-    views, flipped = jax.vmap(augment, in_axes=(0, 0, None, None))(
-        jax.random.split(k_augment, num_views), views, flip_prob, jitter_strength
+    # Each view's jitter strength is drawn in [0, jitter_strength]: the agent's choice of
+    # augmentation strength, which the action tells Q (the jitter token).
+    strength = jax.random.uniform(k_strength, (num_views,)) if jitter_strength > 0 else None
+    views, flipped = jax.vmap(
+        flip_and_jitter, in_axes=(0, 0, None, 0 if strength is not None else None)
+    )(
+        jax.random.split(k_augment, num_views),
+        views,
+        flip_prob,
+        jitter_strength * strength if strength is not None else 0.0,
     )
 
     actions = pairwise_actions(boxes)
@@ -105,13 +118,18 @@ def sample_episode(
         mirrored_cx = jnp.where(flipped[:, None], 1.0 - actions[..., 1], actions[..., 1])
         actions = actions.at[..., 1].set(mirrored_cx)
     tokens = tokenize(actions, bins)
+    targets = other_view_index(num_views)
     if flip_prob > 0:
-        relative_flip = flipped[:, None] != flipped[other_view_index(num_views)]
+        relative_flip = flipped[:, None] != flipped[targets]
         tokens = jnp.concatenate([tokens, flip_token(relative_flip, bins)[..., None]], axis=-1)
+    if strength is not None:
+        jitter = jitter_token(strength[targets], bins, with_flip=flip_prob > 0)
+        tokens = jnp.concatenate([tokens, jitter[..., None]], axis=-1)
     return {
         "boxes": boxes,
         "views": normalize(views),
         "flipped": flipped,
         "actions": actions,
         "tokens": tokens,
+        "jitter": strength if strength is not None else jnp.zeros((num_views,)),
     }

@@ -5,49 +5,47 @@ simply a second copy of the same parameters:
 - `encoder`: ViT; patch tokens feed the value head, the pooled output feeds the heads.
 - `value_head`: phi_ab(x, a), a Transformer decoder whose queries are action tokens.
 - `base_query`: g(x), the base objective's embedding of a view.
-- `base_annotations` / `ab_annotations`: psi(l), the annotation embeddings of the base loss and
-  of the value function; separate heads (DESIGN §1.1). What they embed depends on the base
-  objective (see `avrl_jax.objectives.annotators`): simclr crops (the base side is g itself),
-  labels classes, dino prototypes, clip captions (through `text_encoder`).
-- `base_temperature`, `ab_temperature`: learned logit scales.
+- `heads`: the base objective's own annotation heads psi(l), for the base loss and for the value
+  function (separate; docs/design.md §1.1): see `avrl_jax.objectives` (simclr crops, labels classes,
+  dino prototypes, clip captions through a text encoder).
+- `base_temperature`, `ab_temperature`: learned logit scales, bounded on the parameter.
+
+Q(l | x, a) = t_ab * <phi_ab(x, a) / |phi_ab(x, a)|, psi_ab(l)>: cosine logits, so Q starts near
+uniform over the annotations whatever the head's scale (docs/design.md §1.2).
 """
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from avrl_jax.env.tokens import ActionBins, vocab_size
-from avrl_jax.models.heads import ClassEmbedding, ProjectionHead, Temperature
-from avrl_jax.models.text import TextEncoder
+from avrl_jax.env.tokens import action_token_layout
+from avrl_jax.models.heads import ProjectionHead, Temperature, l2_normalize
 from avrl_jax.models.value_head import ValueDecoder
 from avrl_jax.models.vit import ViT, vit_config
-from avrl_jax.objectives.annotators import BASE_OBJECTIVES
+from avrl_jax.objectives import base as losses
+from avrl_jax.objectives.registry import make_objective
 
 
 class AnnotationBootstrapper(nnx.Module):
-    """Encoder + value head + annotation heads for one base objective."""
+    """Encoder + value head + base query + the objective's annotation heads."""
 
     def __init__(
         self,
         *,
-        base_objective: str,
         encoder: dict,
         value_head: dict,
         image_size: int,
         embed_dim: int,
         head_hidden_dim: int,
+        query_layers: int,
         vocab_size: int,
         tokens_per_action: int,
-        num_annotations: int,
         base_temperature: float,
         ab_temperature: float,
+        build_heads,
         rngs: nnx.Rngs,
-        text: dict | None = None,
     ):
-        if base_objective not in BASE_OBJECTIVES:
-            raise ValueError(
-                f"objective.base={base_objective!r} is not valid; choose one of {BASE_OBJECTIVES}"
-            )
+        # The encoder is built first, so it equals `probe.build_encoder` at the same seed.
         self.encoder = ViT(image_size=image_size, rngs=rngs, **encoder)
         width = vit_config(encoder["variant"])["width"]
         self.value_head = ValueDecoder(
@@ -58,53 +56,36 @@ class AnnotationBootstrapper(nnx.Module):
             rngs=rngs,
             **value_head,
         )
-        # DINO's head is a 3-layer MLP to a bottleneck; the others use 2 layers.
-        layers = 3 if base_objective == "dino" else 2
-        self.base_query = ProjectionHead(width, head_hidden_dim, embed_dim, layers, rngs=rngs)
-        if base_objective == "simclr":
-            self.ab_annotations = ProjectionHead(width, head_hidden_dim, embed_dim, rngs=rngs)
-        elif base_objective in ("labels", "dino"):  # classes or prototypes
-            self.base_annotations = ClassEmbedding(num_annotations, embed_dim, rngs=rngs)
-            self.ab_annotations = ClassEmbedding(num_annotations, embed_dim, rngs=rngs)
-        else:  # clip: the shared text encoder, with a head for each side
-            self.text_encoder = TextEncoder(rngs=rngs, **text)
-            text_width = text["width"]
-            self.base_annotations = ProjectionHead(
-                text_width, head_hidden_dim, embed_dim, rngs=rngs
-            )
-            self.ab_annotations = ProjectionHead(text_width, head_hidden_dim, embed_dim, rngs=rngs)
+        self.base_query = ProjectionHead(width, head_hidden_dim, embed_dim, query_layers, rngs=rngs)
+        self.heads = build_heads(width, rngs)
         self.base_temperature = Temperature(base_temperature)
         self.ab_temperature = Temperature(ab_temperature)
 
-    def values(self, patch_tokens: jax.Array, action_tokens: jax.Array) -> jax.Array:
-        """phi_ab(x, a): patch_tokens [N, P, D], action_tokens int [N, Q, T] -> [N, Q, d]."""
-        return self.value_head(patch_tokens, action_tokens)
-
-
-def num_annotations(objective) -> int:
-    """Size of a fixed annotation set (classes or prototypes); 0 when it is the batch."""
-    return {"labels": objective.num_classes, "dino": objective.num_prototypes}.get(
-        objective.base, 0
-    )
+    def value_logits(
+        self, patch_tokens: jax.Array, action_tokens: jax.Array, ab_psi: jax.Array
+    ) -> jax.Array:
+        """Q logits: patch_tokens [N, P, D], action_tokens int [N, Q, T], ab_psi [A, d] ->
+        [N, Q, A], cosines of the unit-norm phi_ab(x, a) with psi_ab(l), times t_ab."""
+        phi = l2_normalize(self.value_head(patch_tokens, action_tokens))
+        return losses.annotation_logits(phi, ab_psi, self.ab_temperature())
 
 
 def build_model(config, rngs: nnx.Rngs) -> AnnotationBootstrapper:
     """The network described by a training config (see configs/default.py)."""
-    bins = ActionBins(**config.env.bins)
-    with_flip = config.env.flip_prob > 0
+    objective = make_objective(config)
+    layout = action_token_layout(config.env)
     return AnnotationBootstrapper(
-        base_objective=config.objective.base,
         encoder=dict(config.model.encoder),
         value_head=dict(config.model.value_head),
         image_size=config.env.view_size,
         embed_dim=config.model.embed_dim,
         head_hidden_dim=config.model.head_hidden_dim,
-        vocab_size=vocab_size(bins, with_flip=with_flip),
-        tokens_per_action=4 + int(with_flip),
-        num_annotations=num_annotations(config.objective),
+        query_layers=objective.query_layers,
+        vocab_size=layout.vocab_size,
+        tokens_per_action=layout.tokens_per_action,
         base_temperature=config.objective.base_temperature,
         ab_temperature=config.objective.ab_temperature,
-        text=dict(config.model.text),
+        build_heads=objective.build_heads,
         rngs=rngs,
     )
 

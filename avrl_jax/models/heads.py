@@ -72,20 +72,37 @@ class ClassEmbedding(nnx.Module):
         return l2_normalize(self.embedding[...])
 
 
-class Temperature(nnx.Module):
-    """A learned log-temperature: `() -> min(exp(log_t), max_value)`, a scalar.
+# Bounds of every learned temperature, kept on the parameter (see `clamp_temperatures`).
+TEMPERATURE_RANGE = (0.01, 100.0)
 
-    As in CLIP, the clamp stops the gradient once the limit is reached (the scale stays there
-    unless the loss pushes it down).
+
+class Temperature(nnx.Module):
+    """A learned log-temperature: `() -> exp(log_t)`, a scalar.
+
+    The bound is kept on the parameter, not the output: `clamp_temperatures` projects `log_t`
+    back into `TEMPERATURE_RANGE` after every optimizer step (as CLIP clamps its logit scale).
+    A clamped output (`min(exp(log_t), max)`) would have no gradient past the bound, so the
+    parameter could drift there and the scale could never move back.
     """
 
-    def __init__(self, init: float, max_value: float = 100.0, rngs: nnx.Rngs | None = None):
+    def __init__(self, init: float, rngs: nnx.Rngs | None = None):
         del rngs  # deterministic initialisation; accepted for a uniform constructor signature
-        if not 0.0 < init <= max_value:
-            raise ValueError(f"Temperature needs 0 < init <= max_value, got {init=}, {max_value=}")
-        self.max_value = max_value
+        lo, hi = TEMPERATURE_RANGE
+        if not lo <= init <= hi:
+            raise ValueError(f"Temperature needs {lo} <= init <= {hi}, got {init=}")
         self.log_t = nnx.Param(jnp.asarray(math.log(init), jnp.float32))
 
     def __call__(self) -> jax.Array:
-        """Scalar f32 in (0, max_value]."""
-        return jnp.minimum(jnp.exp(self.log_t[...]), self.max_value)
+        """Scalar f32 in TEMPERATURE_RANGE (after `clamp_temperatures`)."""
+        return jnp.exp(self.log_t[...])
+
+
+def clamp_temperatures(params):
+    """Projects every `log_t` leaf of a plain parameter dict into log(TEMPERATURE_RANGE)."""
+    lo, hi = (math.log(v) for v in TEMPERATURE_RANGE)
+
+    def clamp(path, leaf):
+        is_temperature = getattr(path[-1], "key", None) == "log_t"
+        return jnp.clip(leaf, lo, hi) if is_temperature else leaf
+
+    return jax.tree_util.tree_map_with_path(clamp, params)

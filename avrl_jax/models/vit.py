@@ -217,18 +217,29 @@ class ViT(nnx.Module):
         self.norm = nnx.LayerNorm(self.width, epsilon=_LN_EPS, dtype=jnp.float32, rngs=rngs)
 
     def __call__(self, images: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """`images f32[N, h, w, 3]` -> `(patch_tokens f32[N, P, D], pooled f32[N, D])`."""
-        expected = (self.image_size, self.image_size, 3)
-        if images.ndim != 4 or tuple(images.shape[1:]) != expected:
+        """`images f32[N, s, s, 3]` -> `(patch_tokens f32[N, P, D], pooled f32[N, D])`.
+
+        `s` is `image_size` or any other multiple of the patch size (DINO's local crops): the
+        learned position embeddings are then resized to the new grid (bicubic, as DINO does).
+        """
+        size = images.shape[1] if images.ndim == 4 else None
+        if (
+            size is None
+            or images.shape[2] != size
+            or images.shape[3] != 3
+            or size % self.patch_size
+        ):
             raise ValueError(
-                f"ViT expects images of shape [N, {self.image_size}, {self.image_size}, 3], "
+                f"ViT expects images of shape [N, {self.image_size}, {self.image_size}, 3] "
+                f"(or another square side divisible by {self.patch_size}), "
                 f"got {tuple(images.shape)}"
             )
+        grid = size // self.patch_size
         x = self.patch_embed(patchify(images, self.patch_size))
         if self.pos_embed is not None:
-            x = x + self.pos_embed[...].astype(x.dtype)
+            x = x + self.position_embedding(grid).astype(x.dtype)
         else:
-            x = x + posemb_sincos_2d(self.grid, self.grid, self.width).astype(x.dtype)[None]
+            x = x + posemb_sincos_2d(grid, grid, self.width).astype(x.dtype)[None]
         if self.cls_token is not None:
             cls = jnp.broadcast_to(self.cls_token[...], (x.shape[0], 1, self.width))
             x = jnp.concatenate([cls.astype(x.dtype), x], axis=1)
@@ -238,6 +249,15 @@ class ViT(nnx.Module):
         if self.cls_token is not None:
             return x[:, 1:], x[:, 0]
         return x, x.mean(axis=1)
+
+    def position_embedding(self, grid: int) -> jax.Array:
+        """The learned position embeddings for a `grid` x `grid` patch grid: f32[1, grid^2, D]."""
+        table = self.pos_embed[...]
+        if grid == self.grid:
+            return table
+        square = table.reshape(self.grid, self.grid, self.width)
+        resized = jax.image.resize(square, (grid, grid, self.width), "cubic", antialias=False)
+        return resized.reshape(1, grid * grid, self.width)
 
 
 # A block whose activations are recomputed in the backward pass (ViT(remat=True)).
