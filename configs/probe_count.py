@@ -38,6 +38,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.task.num_test = 2000  # held-out test scenes
     c.task.seed = 0
     c.task.canvas_size = 64  # the scenes' resolution, as in pretraining
+    c.task.object_scale = (0.2, 0.6)  # the scenes' object sizes, as in pretraining
+    c.task.background_contrast = 1.0  # as in pretraining
+    c.task.max_overlap = 1.0  # as in pretraining
 
     add_probe_sections(c)
     return c

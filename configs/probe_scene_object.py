@@ -38,6 +38,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.task.num_test = 2000  # objects of held-out test scenes (held-out object instances)
     c.task.seed = 0
     c.task.canvas_size = 64  # the scenes' resolution, as in pretraining
+    c.task.object_scale = (0.2, 0.6)  # the scenes' object sizes, as in pretraining
+    c.task.background_contrast = 1.0  # as in pretraining
+    c.task.max_overlap = 1.0  # as in pretraining
     c.task.context = 1.25  # box side multiplier (1.0: the tight box)
     c.task.square = True
 

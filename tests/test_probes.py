@@ -256,6 +256,26 @@ def test_count_and_background_labels():
     np.testing.assert_array_equal(labels, [int(source[i]["background"]) for i in range(10)])
 
 
+SCENE_OPTIONS = dict(object_scale=(0.3, 0.5), background_contrast=0.5, max_overlap=0.1)
+
+
+@pytest.mark.parametrize("name", ["object_in_box", "count", "scene_background"])
+def test_scene_tasks_render_the_scenes_options(name):
+    """A task's scene options reach its scenes (the probe must see the pretraining scenes)."""
+    task = dict(name=name, num_train=6, num_test=6, seed=0, canvas_size=32)
+    plain, _ = tasks.materialise(tasks.make_split(task, "test", 16))
+    images, _ = tasks.materialise(tasks.make_split(dict(task, **SCENE_OPTIONS), "test", 16))
+    assert np.abs(images - plain).max() > 0.5
+    # Exactly the views of the source's scenes with the options (scene 0; the first object's
+    # box with the task's default context for object_in_box, else the whole scene).
+    scene = scenes.SceneSource("test", 6, 32, 0, **SCENE_OPTIONS)[0]
+    box = np.array([0.0, 0.0, 1.0, 1.0], np.float32)
+    if name == "object_in_box":
+        box = tasks.context_box(scene["boxes"][0], 1.25, True)
+    expected = normalize(render(scene["image"], jnp.asarray(box), 16))
+    np.testing.assert_allclose(images[0], expected, atol=1e-5)
+
+
 def test_objects_task_is_a_class_balanced_random_subset():
     task = dict(name="objects", num_train=400, num_test=100, seed=0, canvas_size=32)
     images, labels = tasks.materialise(tasks.make_split(task, "train", 16))

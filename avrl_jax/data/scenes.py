@@ -90,10 +90,11 @@ COLOUR_JITTER = 15
 SPLITS = ("train", "test")
 MAX_CAPTION_LEN = 128
 TEST_FRACTION = 0.15
-# Object side (the longer side of its ink) as a fraction of the canvas side.
-MIN_OBJECT_SCALE, MAX_OBJECT_SCALE = 0.2, 0.6
-# Size words by object scale: < 0.33 small, < 0.47 medium, else large (thirds of the range).
-SIZE_WORDS = ((0.333, "small"), (0.467, "medium"), (1.0, "large"))
+# Object side (the longer side of its ink) as a fraction of the canvas side: the default range
+# of a source's `object_scale`.
+OBJECT_SCALE = (0.2, 0.6)
+# Size words by where an object's scale falls in its source's range: thirds.
+SIZE_WORDS = ((1 / 3, "small"), (2 / 3, "medium"), (1.0, "large"))
 # Background crop: a square whose side is this fraction of the image's shorter side.
 MIN_CROP_FRACTION = 0.3
 # Intensities below this are the 28x28 images' faint halo and noise: zeroed, so the ink mask,
@@ -264,10 +265,25 @@ class SceneLayout:
     tint: tuple[float, float, float]  # grayscale backgrounds only (ignored for colour ones)
     objects: tuple[ObjectLayout, ...]  # in paste order: decreasing scale (small ones on top)
     template: int
+    object_scale: tuple[float, float] = OBJECT_SCALE  # the range the objects' scales come from
+    background_contrast: float = 1.0  # the background's deviations from its mean colour, scaled
 
 
 _SCENE_DRAWS = 10  # uniforms per scene, then _OBJECT_DRAWS per object slot
 _OBJECT_DRAWS = 8
+# With max_overlap < 1: placements tried per object (the first is the plain one), drawn from
+# 2 * (_PLACEMENTS - 1) more uniforms per slot after the others, so scenes with max_overlap = 1
+# are unchanged.
+_PLACEMENTS = 16
+
+
+def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    """Intersection of two (top, left, height, width) boxes over the smaller one's area."""
+    dy = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    dx = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    if dy <= 0 or dx <= 0:
+        return 0.0
+    return dy * dx / min(a[2] * a[3], b[2] * b[3])
 
 
 def _pick(u: float, n: int) -> int:
@@ -281,16 +297,25 @@ def _sample_layout(
     canvas_size: int,
     min_objects: int,
     max_objects: int,
+    object_scale: tuple[float, float] = OBJECT_SCALE,
+    background_contrast: float = 1.0,
+    max_overlap: float = 1.0,
 ) -> SceneLayout:
     """Draws a scene's layout from `rng`.
 
-    All randomness is one `rng.random` call of fixed length (10 + 8 * max_objects) mapped by
-    plain arithmetic: a Generator call costs microseconds, and a fixed length keeps every draw
-    at a fixed position.
+    All randomness is one `rng.random` call of fixed length (10 + 8 * max_objects, plus
+    2 * (_PLACEMENTS - 1) * max_objects with max_overlap < 1) mapped by plain arithmetic: a
+    Generator call costs microseconds, and a fixed length keeps every draw at a fixed position.
+
+    With `max_overlap` < 1 each object (largest first) takes the first of _PLACEMENTS random
+    placements whose box overlaps every earlier box by at most that fraction of the smaller
+    box's area, or else the placement of least overlap.
     """
     bank = object_bank()
     s = canvas_size
-    u = rng.random(_SCENE_DRAWS + _OBJECT_DRAWS * max_objects).tolist()
+    extra = 2 * (_PLACEMENTS - 1) if max_overlap < 1 else 0
+    u = rng.random(_SCENE_DRAWS + (_OBJECT_DRAWS + extra) * max_objects).tolist()
+    placements_at = _SCENE_DRAWS + _OBJECT_DRAWS * max_objects
     background = _pick(u[0], len(BACKGROUNDS))
     w, h = _background_pyramid(background, s)[0].size
     side = max(s, int(round(min(w, h) * (MIN_CROP_FRACTION + (1 - MIN_CROP_FRACTION) * u[1]))))
@@ -304,12 +329,13 @@ def _sample_layout(
     drawn = []
     for k in range(n):
         d = u[_SCENE_DRAWS + _OBJECT_DRAWS * k : _SCENE_DRAWS + _OBJECT_DRAWS * (k + 1)]
-        scale = MIN_OBJECT_SCALE + (MAX_OBJECT_SCALE - MIN_OBJECT_SCALE) * d[1]
-        drawn.append((scale, d))
+        scale = object_scale[0] + (object_scale[1] - object_scale[0]) * d[1]
+        tries = u[placements_at + extra * k : placements_at + extra * (k + 1)]
+        drawn.append((scale, d, [(d[6], d[7])] + list(zip(tries[::2], tries[1::2], strict=True))))
     drawn.sort(key=lambda t: -t[0])  # paste larger objects first, smaller ones on top
 
-    objects = []
-    for scale, d in drawn:
+    objects, placed = [], []
+    for scale, d, candidates in drawn:
         j = int(pool[_pick(d[0], pool.size)])
         ch, cw = bank.crops[j].shape
         longest = max(1, round(scale * s))
@@ -318,6 +344,15 @@ def _sample_layout(
         name, base = COLOURS[_pick(d[2], len(COLOURS))]
         jitter = [_pick(x, 2 * COLOUR_JITTER + 1) - COLOUR_JITTER for x in d[3:6]]
         rgb = tuple(min(255, max(0, b + j_)) for b, j_ in zip(base, jitter, strict=True))
+        best, best_overlap = None, 2.0
+        for uy, ux in candidates:
+            box = (_pick(uy, s - oh + 1), _pick(ux, s - ow + 1), oh, ow)
+            overlap = max((_overlap(box, other) for other in placed), default=0.0)
+            if overlap < best_overlap:
+                best, best_overlap = box, overlap
+            if overlap <= max_overlap:
+                break
+        placed.append(best)
         objects.append(
             ObjectLayout(
                 bank_index=j,
@@ -327,8 +362,8 @@ def _sample_layout(
                 scale=scale,
                 height=oh,
                 width=ow,
-                top=_pick(d[6], s - oh + 1),
-                left=_pick(d[7], s - ow + 1),
+                top=best[0],
+                left=best[1],
             )
         )
     return SceneLayout(
@@ -338,6 +373,8 @@ def _sample_layout(
         tint=tint,
         objects=tuple(objects),
         template=_pick(u[9], len(_TEMPLATES)),
+        object_scale=object_scale,
+        background_contrast=background_contrast,
     )
 
 
@@ -372,8 +409,13 @@ def _background_planes(layout: SceneLayout, canvas_size: int) -> np.ndarray:
     if layout.flip:
         array = array[:, ::-1]
     if is_colour:
-        return array.transpose(2, 0, 1).astype(np.float32)
-    return array[None].astype(np.float32) * np.asarray(layout.tint, np.float32)[:, None, None]
+        planes = array.transpose(2, 0, 1).astype(np.float32)
+    else:
+        planes = array[None].astype(np.float32) * np.asarray(layout.tint, np.float32)[:, None, None]
+    if layout.background_contrast != 1.0:
+        mean = planes.mean(axis=(1, 2), keepdims=True)
+        planes = mean + layout.background_contrast * (planes - mean)
+    return planes
 
 
 def _to_image(planes: np.ndarray) -> np.ndarray:
@@ -434,8 +476,10 @@ def _pixel_boxes(layout: SceneLayout) -> np.ndarray:
 _TEMPLATES = ("{objects} on {background}", "{objects} in front of {background}")
 
 
-def _size_word(scale: float) -> str:
-    return next(word for limit, word in SIZE_WORDS if scale < limit)
+def _size_word(scale: float, object_scale: tuple[float, float]) -> str:
+    lo, hi = object_scale
+    where = (scale - lo) / (hi - lo) if hi > lo else 0.5
+    return next((word for limit, word in SIZE_WORDS if where < limit), SIZE_WORDS[-1][1])
 
 
 def _join(phrases: list[str]) -> str:
@@ -453,7 +497,10 @@ def make_caption(layout: SceneLayout, order: np.ndarray, max_len: int = MAX_CAPT
     compact form fits: full phrases with the template, then " on ", then bare class names.
     """
     objs = [layout.objects[k] for k in order]
-    full = [f"a {_size_word(o.scale)} {o.colour_name} {OBJECT_CLASSES[o.cls]}" for o in objs]
+    full = [
+        f"a {_size_word(o.scale, layout.object_scale)} {o.colour_name} {OBJECT_CLASSES[o.cls]}"
+        for o in objs
+    ]
     bare = [f"a {OBJECT_CLASSES[o.cls]}" for o in objs]
     bg = BACKGROUND_NAMES[layout.background]
     candidates = (
@@ -535,6 +582,9 @@ class SceneSource:
         seed: int = 0,
         max_objects: int = 4,
         min_objects: int = 1,
+        object_scale: tuple[float, float] = OBJECT_SCALE,
+        background_contrast: float = 1.0,
+        max_overlap: float = 1.0,
     ):
         self._split_id = _check_split(split)
         if not isinstance(num_scenes, int | np.integer) or num_scenes < 1:
@@ -545,6 +595,15 @@ class SceneSource:
                 "need 1 <= min_objects <= max_objects <= 16, got "
                 f"min_objects={min_objects}, max_objects={max_objects}"
             )
+        lo, hi = (float(v) for v in object_scale)
+        if not 0 < lo <= hi <= 1:
+            raise ValueError(
+                f"object_scale must be (min, max) with 0 < min <= max <= 1, got {object_scale!r}"
+            )
+        if not 0 <= background_contrast <= 1:
+            raise ValueError(f"background_contrast must be in [0, 1], got {background_contrast!r}")
+        if not 0 <= max_overlap <= 1:
+            raise ValueError(f"max_overlap must be in [0, 1], got {max_overlap!r}")
         if not 0 <= seed < 2**63:
             raise ValueError(f"seed must be in [0, 2**63), got {seed}")
         self.split = split
@@ -553,6 +612,9 @@ class SceneSource:
         self.seed = int(seed)
         self.max_objects = int(max_objects)
         self.min_objects = int(min_objects)
+        self.object_scale = (lo, hi)
+        self.background_contrast = float(background_contrast)
+        self.max_overlap = float(max_overlap)
 
     def __len__(self) -> int:
         return self.num_scenes
@@ -561,7 +623,9 @@ class SceneSource:
         return (
             f"SceneSource(split={self.split!r}, num_scenes={self.num_scenes}, "
             f"canvas_size={self.canvas_size}, seed={self.seed}, "
-            f"min_objects={self.min_objects}, max_objects={self.max_objects})"
+            f"min_objects={self.min_objects}, max_objects={self.max_objects}, "
+            f"object_scale={self.object_scale}, background_contrast={self.background_contrast}, "
+            f"max_overlap={self.max_overlap})"
         )
 
     def layout(self, i: int) -> SceneLayout:
@@ -569,7 +633,16 @@ class SceneSource:
         i = _check_index(i, self.num_scenes)
         rng = np.random.default_rng([self.seed, self._split_id, i])
         pool = object_bank().split_ids[self.split]
-        return _sample_layout(rng, pool, self.canvas_size, self.min_objects, self.max_objects)
+        return _sample_layout(
+            rng,
+            pool,
+            self.canvas_size,
+            self.min_objects,
+            self.max_objects,
+            self.object_scale,
+            self.background_contrast,
+            self.max_overlap,
+        )
 
     def background(self, i: int) -> np.ndarray:
         """Scene i without its objects: uint8 [S, S, 3]."""

@@ -144,6 +144,9 @@ def object_in_box_task(
     canvas_size: int = 64,
     context: float = 1.25,
     square: bool = True,
+    object_scale: tuple[float, float] = scenes.OBJECT_SCALE,
+    background_contrast: float = 1.0,
+    max_overlap: float = 1.0,
 ) -> ProbeSplit:
     """COCO-style: the view of each object's box (enlarged by `context`) -> its class (20).
 
@@ -151,7 +154,15 @@ def object_in_box_task(
     in the scene's slot order, until `num_examples`. Objects pasted later may partly cover
     earlier ones, as in real scenes.
     """
-    source = scenes.SceneSource(split, num_examples, canvas_size, seed)
+    source = scenes.SceneSource(
+        split,
+        num_examples,
+        canvas_size,
+        seed,
+        object_scale=object_scale,
+        background_contrast=background_contrast,
+        max_overlap=max_overlap,
+    )
     # Layouts are cheap (no rendering): count objects per scene to know the scenes needed.
     counts, total = [], 0
     while total < num_examples and len(counts) < len(source):
@@ -183,8 +194,19 @@ def _whole_scene_task(
     image_size: int,
     seed: int,
     canvas_size: int,
+    object_scale: tuple[float, float],
+    background_contrast: float,
+    max_overlap: float,
 ) -> ProbeSplit:
-    source = scenes.SceneSource(split, num_examples, canvas_size, seed)
+    source = scenes.SceneSource(
+        split,
+        num_examples,
+        canvas_size,
+        seed,
+        object_scale=object_scale,
+        background_contrast=background_contrast,
+        max_overlap=max_overlap,
+    )
 
     def items() -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
         for i in range(num_examples):
@@ -201,7 +223,14 @@ def _whole_scene_task(
 
 
 def count_task(
-    split: str, num_examples: int, image_size: int, seed: int, canvas_size: int = 64
+    split: str,
+    num_examples: int,
+    image_size: int,
+    seed: int,
+    canvas_size: int = 64,
+    object_scale: tuple[float, float] = scenes.OBJECT_SCALE,
+    background_contrast: float = 1.0,
+    max_overlap: float = 1.0,
 ) -> ProbeSplit:
     """Clevr/Count-style: the whole scene -> number of objects; label = count - 1 (1..4 -> 0..3)."""
     return _whole_scene_task(
@@ -213,11 +242,21 @@ def count_task(
         image_size,
         seed,
         canvas_size,
+        object_scale,
+        background_contrast,
+        max_overlap,
     )
 
 
 def scene_background_task(
-    split: str, num_examples: int, image_size: int, seed: int, canvas_size: int = 64
+    split: str,
+    num_examples: int,
+    image_size: int,
+    seed: int,
+    canvas_size: int = 64,
+    object_scale: tuple[float, float] = scenes.OBJECT_SCALE,
+    background_contrast: float = 1.0,
+    max_overlap: float = 1.0,
 ) -> ProbeSplit:
     """Scene classification: the whole scene -> which background photo or texture (17)."""
     return _whole_scene_task(
@@ -229,6 +268,9 @@ def scene_background_task(
         image_size,
         seed,
         canvas_size,
+        object_scale,
+        background_contrast,
+        max_overlap,
     )
 
 
