@@ -24,6 +24,8 @@ INSTALL_REQUIRES = [
     "array-record==0.8.6",
     "av==18.1.0",
     "tqdm==4.70.1",
+    # The study's plots (python -m avrl_jax.study writes plots/*.png, Agg backend).
+    "matplotlib==3.11.2",
 ]
 
 # Ingest as an Apache Beam pipeline (Dataflow, Flink, Spark). apache-beam 2.77.0 requires
