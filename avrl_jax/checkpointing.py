@@ -111,10 +111,13 @@ class Checkpointer:
 
     def _mismatch(self, step: int, difference: str) -> CheckpointMismatchError:
         path = os.path.join(self.directory, str(step))
+        workdir = os.path.dirname(self.directory)
         return CheckpointMismatchError(
             f"Checkpoint {path} was written by a run with another config ({difference}). "
-            "Resume with the config it was written with (config.json in the workdir), or "
-            "start this config in a new workdir. Nothing was moved or deleted."
+            "Resume with the config it was written with (the workdir's config.json): "
+            f"python -m avrl_jax.main --config configs/from_workdir.py:{workdir} "
+            f"--workdir {workdir}; or start this config in a new workdir. Nothing was moved "
+            "or deleted."
         )
 
     def _move_aside(self, step: int, error: Exception) -> None:

@@ -178,8 +178,6 @@ def train_and_evaluate(config, workdir: str):
         )
     is_main = jax.process_index() == 0
     os.makedirs(workdir, exist_ok=True)
-    if is_main:
-        write_config(config, workdir)
 
     # --- Input pipeline ---------------------------------------------------------------------
     iterators = {name: iter(ds) for name, ds in make_streams(config).items()}
@@ -205,6 +203,10 @@ def train_and_evaluate(config, workdir: str):
     if restored is not None:
         state = restored
         logging.info("Resumed from step %d in %s.", int(state.step), checkpointer.directory)
+    # Only now: a run refused by the checkpoint check leaves the workdir's config.json (the
+    # config its checkpoints were written with) as it was.
+    if is_main:
+        write_config(config, workdir)
     start_step = int(state.step)
     writer = MetricWriter(workdir, enabled=is_main, resume_step=start_step)
     if start_step == 0:

@@ -3,6 +3,7 @@ restore under another device count, partial restore for probes."""
 
 import os
 import random
+import re
 import signal
 import textwrap
 import time
@@ -10,7 +11,15 @@ import time
 import jax
 import numpy as np
 import pytest
-from conftest import cpu_env, logged, run_main, run_python, start_main
+from conftest import (
+    cpu_env,
+    logged,
+    module_command,
+    run_command,
+    run_main,
+    run_python,
+    start_main,
+)
 
 from avrl_jax.checkpointing import checkpoint_dir, restore_params
 
@@ -104,6 +113,7 @@ def test_another_config_in_the_workdir_stops_naming_the_difference_and_moves_not
     Two kinds: other parameter shapes, and only another optimizer-state structure."""
     run_main(tmp_path, check=True)  # smoke: checkpoints at 2, 4, 6
     directory = checkpoint_dir(str(tmp_path))
+    config_json = (tmp_path / "config.json").read_text()
     for override, difference in [
         ("--config.model.embed_dim=48", "params/base_query/layers/1/bias: saved (32,), this run"),
         # Without clipping the optax chain has one transformation less: opt_state/1 -> /0.
@@ -115,7 +125,22 @@ def test_another_config_in_the_workdir_stops_naming_the_difference_and_moves_not
         assert message in result.stderr, result.stderr[-3000:]
         assert difference in result.stderr and "config.json" in result.stderr, override
         assert sorted(os.listdir(directory)) == ["2", "4", "6"]  # nothing moved to unreadable/
+        # The refused run left the workdir's config.json (its checkpoints' config) alone.
+        assert (tmp_path / "config.json").read_text() == config_json, override
     assert max(logged(tmp_path)) == 6
+    # The error's advice, followed as written, resumes the run (here training on to step 8).
+    advice = re.search(r"python -m avrl_jax\.main (--config \S+) --workdir (\S+);", result.stderr)
+    assert advice and advice.group(2) == str(tmp_path), result.stderr[-2000:]
+    command = module_command(
+        "avrl_jax.main",
+        *advice.group(1).split(),
+        "--workdir",
+        str(tmp_path),
+        "--config.total_steps=8",
+    )
+    resumed = run_command(command)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Resumed from step 6" in resumed.stderr and max(logged(tmp_path)) == 8
 
 
 def test_non_finite_loss_stops_the_run_before_it_is_saved(tmp_path):
