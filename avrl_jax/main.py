@@ -1,6 +1,6 @@
 """Entry point: python -m avrl_jax.main --config configs/<name>.py[:arg] --workdir DIR."""
 
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file.", lock_config=True)
@@ -48,11 +48,14 @@ def initialize_distributed() -> None:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    from avrl_jax import console
+
+    console.quiet_console()
     initialize_distributed()
+    console.log_to_file(_WORKDIR.value, "train")
     # Imported here, not at module level: Grain's spawned workers re-import __main__.
     from avrl_jax.train import train_and_evaluate
 
-    logging.set_verbosity(logging.INFO)
     train_and_evaluate(_CONFIG.value, _WORKDIR.value)
     if _PROBE.value is not None:
         from avrl_jax.probe import probe_workdir

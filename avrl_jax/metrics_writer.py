@@ -60,7 +60,8 @@ class MetricWriter:
             return
         clean = {k: float(np.asarray(v)) for k, v in scalars.items()}
         for name, value in clean.items():
-            self._tb.add_scalar(name, value, step)
+            if math.isfinite(value):  # empty value-accuracy bins are NaN: metrics.jsonl only
+                self._tb.add_scalar(name, value, step)
         record = {"step": int(step), "time": time.time()}
         record.update({k: (v if math.isfinite(v) else str(v)) for k, v in clean.items()})
         self._jsonl.write(json.dumps(record, sort_keys=True) + "\n")

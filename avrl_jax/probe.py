@@ -44,6 +44,7 @@ from flax import nnx
 from ml_collections import config_flags
 from tensorboardX import SummaryWriter
 
+from avrl_jax import console
 from avrl_jax.checkpointing import restore_params
 from avrl_jax.evaluation import features as features_lib
 from avrl_jax.evaluation import tasks
@@ -350,7 +351,8 @@ def probe_workdir(
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    logging.set_verbosity(logging.INFO)
+    console.quiet_console()
+    console.log_to_file(_FLAGS["workdir"].value, "probe")
     probe_workdir(
         _FLAGS["workdir"].value,
         _FLAGS["config"].value,

@@ -231,6 +231,9 @@ def train_and_evaluate(config, workdir: str):
             state, metrics = update(state, sharding.global_batch(local, mesh))
             window.append(metrics)
             done = step + 1
+            if step == start_step:  # compiled and computed: the ETA's starting point
+                jax.block_until_ready(metrics)
+                progress.started(done)
             final = done == config.total_steps
             preempted = stop.received or checkpointer.reached_preemption(done)
             if done % config.log_every == 0 or final:

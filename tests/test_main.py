@@ -25,6 +25,17 @@ def test_main_runs_a_few_steps(tmp_path):
     assert os.listdir(tmp_path / "tensorboard"), "no TensorBoard event file"
     assert "step 6/6" in result.stdout and "img/s" in result.stdout and "ETA" in result.stdout
     assert "Total:" in result.stderr  # the parameter overview
+    # A quiet console: no third-party INFO lines (Orbax's checkpoint manager, JAX's backend
+    # search); they are all in the full log, WORKDIR/logs/train.log.
+    info = [line for line in result.stderr.splitlines() if line.startswith("I")]
+    assert info and all(" train.py:" in line for line in info), info[:5]
+    full_log = (tmp_path / "logs" / "train.log").read_text()
+    assert "checkpoint_manager.py" in full_log and "Parameters (" in full_log
+
+
+def test_verbosity_flag_shows_every_info_line_on_the_console(tmp_path):
+    result = run_main(tmp_path, "--verbosity=0", check=True)
+    assert "checkpoint_manager.py" in result.stderr
 
 
 def test_main_pretrains_then_probes_the_checkpoint_beside_a_random_encoder(tmp_path):
