@@ -19,7 +19,8 @@ r"""Export a run's encoder for other codebases: timm, big_vision, or our own tre
 was sharded when saved (FSDP included; see `checkpointing.restore_params`): run the export as
 a single process. Files are written to temporary names and renamed, so a failed export leaves
 nothing half-written; an existing PATH (or PATH.json) is kept unless `--overwrite`. Errors are
-one line naming the problem and the fix (exit status 1).
+one line naming the problem and the fix (exit status 2 for the command line, 1 for
+the export).
 
 The conversions themselves are pure functions in `avrl_jax.models.export_formats`.
 """
@@ -181,8 +182,9 @@ def export(
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line instead of usage + message
-        sys.exit(f"avrl_jax.export: {message}; see python -m avrl_jax.export --help")
+    def error(self, message: str):  # one line instead of usage + message; argparse's status 2
+        print(f"avrl_jax.export: {message}; see python -m avrl_jax.export --help", file=sys.stderr)
+        sys.exit(2)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

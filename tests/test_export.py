@@ -317,8 +317,8 @@ def test_import_avrl_jax_does_not_import_jax():
 # CLI errors: one line, no traceback.
 
 
-def assert_one_line_error(result, *fragments: str) -> None:
-    assert result.returncode == 1, result.stdout + result.stderr
+def assert_one_line_error(result, *fragments: str, status: int = 1) -> None:
+    assert result.returncode == status, result.stdout + result.stderr
     assert "Traceback" not in result.stderr, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("avrl_jax.export: "), result.stderr
@@ -338,6 +338,8 @@ def test_cli_errors_are_one_line(workdir, tmp_path):
         export(workdir, tmp_path / "c", "npz", "--params", "teacher"), "teacher", "online, ema"
     )
     assert_one_line_error(export(workdir, tmp_path / "d", "npz", "--step", "5"), "step 5", "--step")
+    no_out = run_command(module_command("avrl_jax.export", "--workdir", str(workdir)))
+    assert_one_line_error(no_out, "--format, --out", "--help", status=2)
     assert not [p for p in os.listdir(tmp_path) if p != "exists.npz"]
     result = export(workdir, out, "npz", "--overwrite")
     assert result.returncode == 0, result.stderr[-3000:]
