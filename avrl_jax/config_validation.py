@@ -52,6 +52,8 @@ def validate_config(config, *, batch_shards: int, process_count: int = 1) -> Non
     _validate_crops(config)
     for field in ("total_steps", "log_every", "annotation_batch_size", "bootstrap_batch_size"):
         _positive(field, config[field])
+    for field in ("every_steps", "keep"):
+        _positive(f"checkpoint.{field}", config.checkpoint[field])
     # The bootstrap stream is not read by a base-only run (objective.ab_weight == 0).
     batches = ("annotation_batch_size",) + (
         ("bootstrap_batch_size",) if config.objective.ab_weight > 0 else ()

@@ -3,6 +3,8 @@
 from absl import app, flags
 from ml_collections import config_flags
 
+from avrl_jax import cli
+
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file.", lock_config=True)
 _PROBE = config_flags.DEFINE_config_file(
     "probe_config",
@@ -65,4 +67,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -13,8 +13,10 @@ as exact TPU numbers.
 
 import os
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
+
+from avrl_jax import cli
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file.")
 _DEVICES = flags.DEFINE_integer("devices", 8, "Simulated devices of the mesh.")
@@ -107,4 +109,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -44,7 +44,7 @@ from flax import nnx
 from ml_collections import config_flags
 from tensorboardX import SummaryWriter
 
-from avrl_jax import console
+from avrl_jax import cli, console
 from avrl_jax.checkpointing import restore_params
 from avrl_jax.evaluation import features as features_lib
 from avrl_jax.evaluation import tasks
@@ -363,4 +363,4 @@ def main(argv):
 
 if __name__ == "__main__":
     _FLAGS = define_flags()
-    app.run(main)
+    cli.run(main)

@@ -17,6 +17,7 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
+from avrl_jax import cli
 from avrl_jax.evaluation.study_lib import run_study
 from avrl_jax.evaluation.study_runs import StudyError
 
@@ -39,4 +40,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -39,7 +39,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     args = set(arg.split(",")) if arg else set()
     unknown = args - set(VARIANTS)
     if unknown:
-        raise ValueError(f"configs/default.py: unknown variants {sorted(unknown)}")
+        raise ValueError(
+            f"configs/default.py: unknown variants {sorted(unknown)}; valid: {', '.join(VARIANTS)}"
+        )
     c = ml_collections.ConfigDict()
     c.seed = 0
     c.total_steps = 500

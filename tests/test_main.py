@@ -86,11 +86,23 @@ def test_main_pretrains_then_probes_the_checkpoint_beside_a_random_encoder(tmp_p
         ("--config.objective.base=mae", "objective.base='mae'.*'simclr'"),
         ("--config.data.name=imagenet", "data.name='imagenet'.*'scenes'"),
         ("--workdir=gs://bucket/run", "workdir='gs://bucket/run': remote URLs are not supported"),
+        ("--config.checkpoint.every_steps=0", "checkpoint.every_steps=0 must be"),
+        # Command-line mistakes, caught while the flags are parsed (exit status 2).
+        (
+            "--config.optimizer.learnin_rate=1",
+            "--config.optimizer.learnin_rate: the config has no field 'learnin_rate'; "
+            'did you mean "learning_rate"',
+        ),
+        ("--config=configs/default.py:smok", r"unknown variants \['smok'\]; valid: smoke, "),
     ],
 )
 def test_bad_config_fails_at_start_naming_the_field(tmp_path, override, message):
+    """One clear message on stderr, no traceback (that goes to WORKDIR/logs/ only)."""
     import re
 
     result = run_main(tmp_path, override)
-    assert result.returncode != 0
+    assert result.returncode in (1, 2)
     assert re.search(message, result.stderr), result.stderr[-2000:]
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr[-2000:]

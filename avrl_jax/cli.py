@@ -1,0 +1,94 @@
+"""How the programs start and fail: absl's `app.run`, with one clear message for a user's
+mistake instead of a traceback.
+
+Two kinds of mistakes are turned into one message each (exit status 2 for the command line, 1
+for the run):
+- the command line: a config file that does not load or rejects its `:variant`, an override
+  of a field the config does not have (with ml_collections' "did you mean"), a bad flag;
+- the run: the project's errors for bad input (config validation, checkpoints of another
+  config, data that cannot be read, a loss that became NaN), all ValueError, FileNotFoundError
+  or FloatingPointError with a message that names the problem and the fix. Their traceback
+  still goes to the log file (WORKDIR/logs/, see avrl_jax.console), not to the console.
+Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import logging as std_logging
+import re
+import sys
+from collections.abc import Callable
+
+from absl import app, flags
+
+USER_ERRORS = (ValueError, FileNotFoundError, FloatingPointError)
+
+
+def _last_error_line(text: str) -> str:
+    """The 'SomeError: message' line that ends a traceback embedded in `text` (or `text`)."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    for i in range(len(lines) - 1, -1, -1):
+        if re.match(r"^[A-Za-z_][\w.]*(Error|Exception): ", lines[i]):
+            return " ".join(lines[i:])
+    return " ".join(lines)
+
+
+def command_line_error(error: BaseException, argv: list[str] = ()) -> str:
+    """One line for an error raised while parsing the command line."""
+    if isinstance(error, AttributeError):  # an override of a field the config does not have
+        text = str(error)
+        field = re.search(r"'\\?'?([A-Za-z_][\w]*)", text)
+        field = field.group(1) if field else text
+        flag = next(
+            (
+                a.split("=")[0]
+                for a in argv
+                if a.startswith("--") and a.split("=")[0].endswith("." + field)
+            ),
+            "--config override",
+        )
+        message = f"{flag}: the config has no field {field!r}"
+        guess = re.search(r'Did you mean "([^"]+)"', text)
+        return message + (f'; did you mean "{guess.group(1)}"?' if guess else "")
+    return _last_error_line(str(error))
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    try:
+        return flags.FLAGS(argv)
+    except (flags.Error, AttributeError, ValueError) as error:
+        print(f"error: {command_line_error(error, argv)}", file=sys.stderr)
+        print("Pass --helpshort or --helpfull to see help on flags.", file=sys.stderr)
+        sys.exit(2)
+
+
+def _log_traceback_to_file(error: BaseException) -> None:
+    """The traceback, to the log file only (every root handler but absl's console one)."""
+    from absl import logging
+
+    console = logging.get_absl_handler()
+    record = std_logging.LogRecord(
+        "avrl_jax",
+        std_logging.ERROR,
+        __file__,
+        0,
+        "stopped by an error",
+        None,
+        (type(error), error, error.__traceback__),
+    )
+    for handler in std_logging.getLogger().handlers:
+        if handler is not console:
+            handler.handle(record)
+
+
+def run(main: Callable[[list[str]], None]) -> None:
+    """app.run(main) with one-message failures for the user's mistakes (see the module)."""
+
+    def guarded(argv: list[str]) -> None:
+        try:
+            main(argv)
+        except USER_ERRORS as error:
+            _log_traceback_to_file(error)
+            sys.exit(f"error: {type(error).__name__}: {error}")
+
+    app.run(guarded, flags_parser=_parse_flags)
