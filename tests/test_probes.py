@@ -513,3 +513,22 @@ def test_probe_without_a_checkpoint_names_the_workdir(tmp_path):
         probe_workdir(str(tmp_path), load_config("probe_objects.py"))
     with pytest.raises(FileNotFoundError, match="config.json"):
         probe_workdir(str(tmp_path / "elsewhere"), load_config("probe_objects.py"))
+
+
+def test_tfds_task_never_downloads_and_names_the_missing_data(tmp_path, monkeypatch):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    calls = []
+    real = tfds.data_source
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tfds, "data_source", spy)
+    task = dict(name="tfds", num_train=6, num_test=5, seed=0, dataset="mnist")
+    task["data_dir"] = str(tmp_path)  # empty: nothing prepared there
+    with pytest.raises(
+        FileNotFoundError, match=r"task.dataset='mnist' split 'train'.*" + str(tmp_path)
+    ):
+        tasks.make_split(task, "train", 16)
+    assert calls and all(kw.get("download") is False for kw in calls)

@@ -323,7 +323,16 @@ def tfds_task(
     import tensorflow_datasets as tfds  # local: only this task needs it
 
     tfds_split = {"train": train_split, "test": test_split}[split]
-    source = tfds.data_source(dataset, split=tfds_split, data_dir=data_dir)
+    try:  # never download at run time: the data must be prepared (as ArrayRecord) already
+        source = tfds.data_source(dataset, split=tfds_split, data_dir=data_dir, download=False)
+    except Exception as error:  # noqa: BLE001 - tfds raises several kinds for missing data
+        where = data_dir or "the default TFDS data_dir (~/tensorflow_datasets or $TFDS_DATA_DIR)"
+        raise FileNotFoundError(
+            f"task.dataset={dataset!r} split {tfds_split!r} is not prepared in {where}: prepare "
+            f"it there first (e.g. `tfds build {dataset} --file_format=array_record`, or "
+            "tfds.builder(...).download_and_prepare on a machine with the data) or set "
+            f"task.data_dir ({type(error).__name__}: {error})"
+        ) from error
     if num_classes is None:
         num_classes = int(source.dataset_info.features[label_key].num_classes)
     indices = _subset(len(source), num_examples, seed)
