@@ -48,7 +48,9 @@ same model and step on the embedded scenes instead.
 
 import ml_collections
 
-from configs import default
+from avrl_jax.config_files import sibling
+
+default = sibling(__file__, "default")
 
 VIEWS_SEEN = 800_000_000
 IMAGENET_EPOCH = 1_281_167

@@ -15,7 +15,9 @@ not move them. A longer run should beat the random column.
 
 import ml_collections
 
-from configs.probe_common import add_probe_sections
+from avrl_jax.config_files import sibling
+
+add_probe_sections = sibling(__file__, "probe_common").add_probe_sections
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

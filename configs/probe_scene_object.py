@@ -20,7 +20,9 @@ to the square view).
 
 import ml_collections
 
-from configs.probe_common import add_probe_sections
+from avrl_jax.config_files import sibling
+
+add_probe_sections = sibling(__file__, "probe_common").add_probe_sections
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -20,7 +20,9 @@ Sizes: num_train examples drawn at random from the train split (the full ImageNe
 import ml_collections
 from ml_collections import config_dict
 
-from configs.probe_common import add_probe_sections
+from avrl_jax.config_files import sibling
+
+add_probe_sections = sibling(__file__, "probe_common").add_probe_sections
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
