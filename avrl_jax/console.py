@@ -44,9 +44,12 @@ def quiet_console() -> None:
         handler.addFilter(OwnInfoFilter())
 
 
-def log_to_file(workdir: str, program: str) -> str:
+def log_to_file(workdir: str, program: str) -> str | None:
     """Every log line (INFO and above, unless --verbosity says less) also goes to
-    WORKDIR/logs/<program>.log; returns that path. Call after jax.distributed.initialize."""
+    WORKDIR/logs/<program>.log; returns that path (None for a URL workdir, which the program
+    itself then refuses). Call after jax.distributed.initialize."""
+    if "://" in workdir:
+        return None
     import jax
 
     path = log_file(workdir, program, jax.process_index())

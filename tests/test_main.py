@@ -106,3 +106,4 @@ def test_bad_config_fails_at_start_naming_the_field(tmp_path, override, message)
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1, result.stderr[-2000:]
+    assert not os.path.exists(os.path.join(REPO, "gs:")), "a URL workdir made a local folder"
