@@ -584,3 +584,18 @@ def test_launch_scripts_are_shellcheck_clean():
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_install_script_help_and_arguments():
+    script = str(LAUNCH / "install.sh")
+    shown = subprocess.run(["bash", script, "--help"], capture_output=True, text=True)
+    assert shown.returncode == 0 and shown.stdout.startswith("Usage: bash launch/install.sh")
+    wrong = subprocess.run(["bash", script, "--fast"], capture_output=True, text=True)
+    assert wrong.returncode == 2 and "takes no arguments" in wrong.stderr
+
+
+def test_the_readme_tensorboard_viewer_is_installed():
+    """`tensorboard --logdir WORKDIR` (README) works in the venv that install.sh makes."""
+    viewer = os.path.join(os.path.dirname(sys.executable), "tensorboard")
+    result = subprocess.run([viewer, "--version_tb"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip().startswith("2."), result.stderr
