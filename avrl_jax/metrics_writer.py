@@ -50,7 +50,8 @@ class MetricWriter:
             from tensorboardX import SummaryWriter  # Writes TensorBoard events without TF.
 
             os.makedirs(workdir, exist_ok=True)
-            self._tb = SummaryWriter(logdir=os.path.join(workdir, "tensorboard"))
+            # A run of its own beside the probes' (tensorboard/probe_<task>), not their parent.
+            self._tb = SummaryWriter(logdir=os.path.join(workdir, "tensorboard", "train"))
             path = os.path.join(workdir, "metrics.jsonl")
             drop_records_after(path, resume_step)
             self._jsonl = open(path, "a")

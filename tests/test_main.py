@@ -22,7 +22,9 @@ def test_main_runs_a_few_steps(tmp_path):
     assert 0.0 <= records[-1]["fewshot/count/2shot"] <= 1.0  # the in-loop few-shot signal
     config = json.load(open(tmp_path / "config.json"))
     assert config["objective"]["base"] == "simclr" and config["total_steps"] == 6
-    assert os.listdir(tmp_path / "tensorboard"), "no TensorBoard event file"
+    # Training events are a TensorBoard run beside the probes' runs, not their parent folder.
+    assert os.listdir(tmp_path / "tensorboard" / "train"), "no TensorBoard event file"
+    assert not [f for f in os.listdir(tmp_path / "tensorboard") if f.startswith("events")]
     assert "step 6/6" in result.stdout and "img/s" in result.stdout and "ETA" in result.stdout
     assert "Total:" in result.stderr  # the parameter overview
     # A quiet console: no third-party INFO lines (Orbax's checkpoint manager, JAX's backend
