@@ -24,6 +24,12 @@ STATE, DATA = "state", "data"
 UNREADABLE_DIR = "unreadable"
 
 
+# The encoder trees a checkpoint holds, by the name users pick them with: the trained network
+# and the EMA/target network (updated every step, `target_params`, whether or not the
+# objective reads it).
+PARAMS_CHOICES = {"online": "params", "ema": "target_params"}
+
+
 class CheckpointMismatchError(ValueError):
     """A readable checkpoint of another config: its arrays or data streams differ from the run's."""
 

@@ -4,6 +4,7 @@ pooling (MAP), weighted kNN and few-shot ridge regression, on one probe task.
 Run:
   python -m avrl_jax.probe --workdir DIR --config configs/probe_objects.py [--step N]
   python -m avrl_jax.probe --workdir DIR --config configs/probe_objects.py --random_init
+  python -m avrl_jax.probe --workdir DIR --config configs/probe_objects.py --params ema
 
 It reads DIR/config.json (the pretraining run's config) to rebuild the encoder, restores only
 the encoder's parameters from the latest (or step N's) checkpoint, extracts frozen features
@@ -45,7 +46,7 @@ from ml_collections import config_flags
 from tensorboardX import SummaryWriter
 
 from avrl_jax import cli, console
-from avrl_jax.checkpointing import restore_params
+from avrl_jax.checkpointing import PARAMS_CHOICES, restore_params
 from avrl_jax.evaluation import features as features_lib
 from avrl_jax.evaluation import tasks
 from avrl_jax.evaluation.knn import knn_accuracy
@@ -308,6 +309,9 @@ def define_flags() -> dict[str, flags.FlagHolder]:
         ),
         "workdir": flags.DEFINE_string("workdir", None, "The pretraining run's workdir."),
         "step": flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest)."),
+        "params": flags.DEFINE_enum(
+            "params", "online", ["online", "ema"], "The online encoder or the EMA/target one."
+        ),
         "random_init": flags.DEFINE_bool(
             "random_init", False, "Probe a randomly initialised encoder of the same architecture."
         ),
@@ -317,22 +321,37 @@ def define_flags() -> dict[str, flags.FlagHolder]:
 
 
 def probe_workdir(
-    workdir: str, probe_config, *, step: int | None = None, random_init: bool = False
+    workdir: str,
+    probe_config,
+    *,
+    step: int | None = None,
+    random_init: bool = False,
+    params_kind: str = "online",
 ) -> dict:
     """The CLI's work: restore (or randomly initialise) the run's encoder, probe it, record
-    the results (process 0 only), print the task's table. Returns the new entry."""
+    the results (process 0 only), print the task's table. Returns the new entry.
+
+    `params_kind` "ema" probes the EMA/target network's encoder (as DINO reports its teacher);
+    its results are keyed "<step>_ema" beside the online encoder's "<step>".
+    """
+    if params_kind not in PARAMS_CHOICES:
+        raise ValueError(
+            f"--params={params_kind!r} is not valid; valid choices: {', '.join(PARAMS_CHOICES)}"
+        )
     train_config = load_train_config(workdir)
     graphdef, params = build_encoder(train_config)
     if random_init:
         key = RANDOM_INIT_KEY
     else:
-        step, params = restore_params(workdir, step)
-        key = str(step)
+        subtree = (PARAMS_CHOICES[params_kind], "encoder")
+        step, params = restore_params(workdir, step, subtree=subtree)
+        key = str(step) if params_kind == "online" else f"{step}_{params_kind}"
     logging.info("Probing the %s encoder of %s on task %r", key, workdir, probe_config.name)
     metrics = run_probes(graphdef, params, train_config, probe_config)
     entry = {
         "step": None if random_init else step,
         "encoder": RANDOM_INIT_KEY if random_init else "pretrained",
+        "params": None if random_init else params_kind,
         "time": time.time(),
         "task": json.loads(json.dumps(probe_config.task.to_dict(), default=str)),
         "metrics": metrics,
@@ -340,7 +359,7 @@ def probe_workdir(
     if jax.process_index() != 0:
         return entry
     results = merge_results(workdir, probe_config.name, key, entry)
-    suffix = "_random_init" if random_init else ""
+    suffix = "_random_init" if random_init else ("" if params_kind == "online" else "_ema")
     logdir = os.path.join(workdir, "tensorboard", f"probe_{probe_config.name}{suffix}")
     write_tensorboard(logdir, 0 if random_init else step, metrics)
     print(f"Probe task {probe_config.name!r} ({workdir}):")
@@ -358,6 +377,7 @@ def main(argv):
         _FLAGS["config"].value,
         step=_FLAGS["step"].value,
         random_init=_FLAGS["random_init"].value,
+        params_kind=_FLAGS["params"].value,
     )
 
 

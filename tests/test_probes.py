@@ -445,12 +445,19 @@ def test_probe_restores_a_checkpoint(tmp_path):
     write_config(train_config, str(tmp_path))
     _, encoder = build_encoder(train_config, seed=1)  # not the random-init seed
 
+    _, ema_encoder = build_encoder(train_config, seed=2)  # the EMA network: other weights
+
     @flax.struct.dataclass
     class State:
         step: jax.Array
         params: dict
+        target_params: dict
 
-    state = State(step=jnp.int32(7), params={"encoder": encoder, "head": {"w": jnp.ones(3)}})
+    state = State(
+        step=jnp.int32(7),
+        params={"encoder": encoder, "head": {"w": jnp.ones(3)}},
+        target_params={"encoder": ema_encoder, "head": {"w": jnp.ones(3)}},
+    )
     checkpointer = Checkpointer(str(tmp_path), every_steps=1, keep=1, async_save=False)
     checkpointer.save(7, state, {}, force=True)
     checkpointer.close()
@@ -462,6 +469,15 @@ def test_probe_restores_a_checkpoint(tmp_path):
     results = json.load(open(tmp_path / "probe_results.json"))
     assert results["objects"]["7"]["metrics"]["linear/accuracy"] > 0.1
     assert os.listdir(tmp_path / "tensorboard" / "probe_objects")
+    # --params ema probes the EMA network's encoder, recorded beside the online one.
+    ema = probe_workdir(str(tmp_path), config, params_kind="ema")
+    assert ema["params"] == "ema" and entry["params"] == "online"
+    results = json.load(open(tmp_path / "probe_results.json"))
+    assert set(results["objects"]) == {"7", "7_ema"}
+    assert ema["metrics"]["linear/accuracy"] != entry["metrics"]["linear/accuracy"]
+    assert os.listdir(tmp_path / "tensorboard" / "probe_objects_ema")
+    with pytest.raises(ValueError, match="--params='teacher'.*online, ema"):
+        probe_workdir(str(tmp_path), config, params_kind="teacher")
 
 
 def test_cli_random_init_end_to_end(tmp_path):

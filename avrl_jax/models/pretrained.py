@@ -28,14 +28,11 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from avrl_jax.checkpointing import restore_params
+from avrl_jax.checkpointing import PARAMS_CHOICES, restore_params
 from avrl_jax.env.render import normalize, render
 from avrl_jax.evaluation.features import rebatch
 from avrl_jax.models.params import PlainParams, from_plain_params
 
-# Which tree of the train state each choice restores (the EMA/target network is updated every
-# step, `target_params`, whether or not the objective reads it).
-PARAMS_CHOICES = {"online": "params", "ema": "target_params"}
 FULL_BOX = np.array([0.0, 0.0, 1.0, 1.0], np.float32)
 
 
