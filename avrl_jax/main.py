@@ -60,7 +60,7 @@ def main(argv):
 
     train_and_evaluate(_CONFIG.value, _WORKDIR.value)
     if _PROBE.value is not None:
-        from avrl_jax.probe import probe_workdir
+        from avrl_jax.evaluation.probe_runner import probe_workdir
 
         probe_workdir(_WORKDIR.value, _PROBE.value, random_init=True)
         probe_workdir(_WORKDIR.value, _PROBE.value)  # prints both columns

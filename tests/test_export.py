@@ -236,7 +236,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from avrl_jax.checkpointing import Checkpointer
 from avrl_jax.models.export_formats import flatten
-from avrl_jax.probe import build_encoder
+from avrl_jax.models.build import build_encoder
 from avrl_jax.train import write_config
 from configs.default import get_config
 

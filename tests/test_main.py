@@ -42,7 +42,7 @@ def test_verbosity_flag_shows_every_info_line_on_the_console(tmp_path):
 
 def test_main_pretrains_then_probes_the_checkpoint_beside_a_random_encoder(tmp_path):
     """The README's main job: pretrain, then probe the pretrained and a random encoder."""
-    from avrl_jax.probe import build_encoder, load_train_config
+    from avrl_jax.models.build import build_encoder, load_train_config
 
     probe = [
         "--probe_config",

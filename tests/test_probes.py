@@ -394,7 +394,7 @@ def test_random_encoder_features_beat_chance(task_config, min_linear, min_knn):
     12% linear (clutter, occlusion and 16 px make it hard; 300 test objects, so 9% is more than
     3 standard deviations above chance). MAP and few-shot run in the CLI test.
     """
-    from avrl_jax.probe import build_encoder, run_probes, task_data
+    from avrl_jax.evaluation.probe_runner import build_encoder, run_probes, task_data
 
     train_config = tiny_train_config()
     graphdef, params = build_encoder(train_config)
@@ -412,7 +412,7 @@ def test_random_encoder_features_beat_chance(task_config, min_linear, min_knn):
 
 def test_build_encoder_is_the_runs_initial_encoder():
     from avrl_jax.models.bootstrapper import build_model
-    from avrl_jax.probe import build_encoder
+    from avrl_jax.models.build import build_encoder
 
     config = tiny_train_config()
     _, params = build_encoder(config)
@@ -421,7 +421,7 @@ def test_build_encoder_is_the_runs_initial_encoder():
 
 
 def test_merge_results_keeps_other_entries(tmp_path):
-    from avrl_jax.probe import format_table, merge_results
+    from avrl_jax.evaluation.probe_results import format_table, merge_results
 
     merge_results(str(tmp_path), "objects", "random_init", {"metrics": {"linear/accuracy": 0.3}})
     merge_results(str(tmp_path), "count", "100", {"metrics": {"linear/accuracy": 0.5}})
@@ -438,7 +438,7 @@ def test_probe_restores_a_checkpoint(tmp_path):
     import flax.struct
 
     from avrl_jax.checkpointing import Checkpointer
-    from avrl_jax.probe import build_encoder, probe_workdir
+    from avrl_jax.evaluation.probe_runner import build_encoder, probe_workdir
     from avrl_jax.train import write_config
 
     train_config = tiny_train_config()
@@ -521,7 +521,7 @@ def test_cli_random_init_end_to_end(tmp_path):
 
 
 def test_probe_without_a_checkpoint_names_the_workdir(tmp_path):
-    from avrl_jax.probe import probe_workdir
+    from avrl_jax.evaluation.probe_runner import probe_workdir
     from avrl_jax.train import write_config
 
     write_config(tiny_train_config(), str(tmp_path))

@@ -11,7 +11,7 @@ from jax.experimental import multihost_utils
 from avrl_jax.evaluation import features as features_lib
 from avrl_jax.evaluation import tasks
 from avrl_jax.evaluation.ridge import few_shot_accuracy
-from avrl_jax.probe import build_encoder
+from avrl_jax.models.build import build_encoder
 
 
 def _render(split: tasks.ProbeSplit) -> tuple[np.ndarray, np.ndarray]:

@@ -1,6 +1,6 @@
 """Pixel baselines for the probe tasks: what a probe reaches without any encoder.
 
-Features of a task's normalised views (`images f32[N, s, s, 3]`, as `probe.task_data`
+Features of a task's normalised views (`images f32[N, s, s, 3]`, as `probe_runner.task_data`
 renders them):
 - `raw`: the flattened normalised view, f32[N, s*s*3].
 - `colour_invariant`: per pixel, the Euclidean distance over RGB (in [0, 1] units, the
@@ -9,8 +9,8 @@ renders them):
   changes the feature only through how far its colour lies from the image's mean.
 
 They are probed like an encoder's pooled features, by the same linear probe (with its LR x WD
-sweep) and kNN (`avrl_jax.probe.PROBES`); the MAP probe needs patch tokens and is not defined
-for pixels (a study reports it as missing).
+sweep) and kNN (`avrl_jax.evaluation.probe_runner.PROBES`); the MAP probe needs patch
+tokens and is not defined for pixels (a study reports it as missing).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from avrl_jax import probe
 from avrl_jax.env.render import NORM_MEAN, NORM_STD
+from avrl_jax.evaluation import probe_runner
 from avrl_jax.evaluation.features import Features
 
 # The probes that read pooled features, and so are defined for pixel features too.
@@ -61,12 +61,12 @@ def probe_pixels(name: str, data: dict, num_classes: int, probe_config) -> dict[
 
     Args:
       name: "raw" or "colour_invariant".
-      data: `probe.task_data(...)`: {"train" | "test": (images, labels)}.
+      data: `probe_runner.task_data(...)`: {"train" | "test": (images, labels)}.
       num_classes: the task's number of classes.
       probe_config: a configs/probe_*.py config (its `linear` and `knn` sections).
 
     Returns:
-      Flat metrics as `probe.run_probes` names them ("linear/accuracy", "knn/accuracy_k20",
+      Flat metrics as `probe_runner.run_probes` names them ("linear/accuracy", "knn/accuracy_k20",
       ..., "num_train", "num_test", "num_classes", "majority_baseline"), plus "time/<probe>_s".
     """
     split = {
@@ -88,7 +88,7 @@ def probe_pixels(name: str, data: dict, num_classes: int, probe_config) -> dict[
             continue
         options = {k: v for k, v in dict(section).items() if k != "enabled"}
         start = time.perf_counter()
-        results = probe.PROBES[probe_name](
+        results = probe_runner.PROBES[probe_name](
             train, test, num_classes, options, probe_config.seed, None
         )
         metrics.update({f"{probe_name}/{key}": value for key, value in results.items()})

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from avrl_jax import probe
 from avrl_jax.checkpointing import restore_params
-from avrl_jax.evaluation import pixels, tasks
+from avrl_jax.evaluation import pixels, probe_runner, tasks
 from avrl_jax.evaluation.study_runs import StudyError, apply_overrides, load_config_file
+from avrl_jax.models.build import build_encoder
 
 TIMING_PREFIX = "time/"
 
@@ -50,10 +50,10 @@ class ProbeTasks:
         return list(self.configs)
 
     def data(self, task: str, train_config) -> dict:
-        """`probe.task_data` of the task at the encoder's input size (rendered once)."""
+        """`probe_runner.task_data` of the task at the encoder's input size (rendered once)."""
         key = (task, int(train_config.env.view_size))
         if key not in self._data:
-            self._data[key] = probe.task_data(train_config, self.configs[task])
+            self._data[key] = probe_runner.task_data(train_config, self.configs[task])
         return self._data[key]
 
     def num_classes(self, task: str, train_config) -> int:
@@ -64,7 +64,7 @@ class ProbeTasks:
 def probe_encoder(encoder, train_config, probe_tasks: ProbeTasks, task: str):
     """(metrics, timings) of every enabled probe of `task` on an encoder (graphdef, params)."""
     graphdef, params = encoder
-    results = probe.run_probes(
+    results = probe_runner.run_probes(
         graphdef,
         params,
         train_config,
@@ -88,7 +88,7 @@ def probe_pixel_baseline(name: str, train_config, probe_tasks: ProbeTasks, task:
 
 def pretrained_encoder(workdir: str, train_config, total_steps: int):
     """(graphdef, params) of the run's encoder at its final checkpoint."""
-    graphdef, _ = probe.build_encoder(train_config)
+    graphdef, _ = build_encoder(train_config)
     step, params = restore_params(workdir)
     if step != total_steps:
         raise StudyError(f"{workdir}: latest checkpoint is step {step}, not {total_steps}")
@@ -97,4 +97,4 @@ def pretrained_encoder(workdir: str, train_config, total_steps: int):
 
 def random_encoder(train_config, seed: int):
     """(graphdef, params) of the run's encoder as initialised with `seed` (its step 0)."""
-    return probe.build_encoder(train_config, seed)
+    return build_encoder(train_config, seed)

@@ -45,7 +45,7 @@ class AnnotationBootstrapper(nnx.Module):
         build_heads,
         rngs: nnx.Rngs,
     ):
-        # The encoder is built first, so it equals `probe.build_encoder` at the same seed.
+        # The encoder is built first, so it equals `models.build.build_encoder` at the same seed.
         self.encoder = ViT(image_size=image_size, rngs=rngs, **encoder)
         width = vit_config(encoder["variant"])["width"]
         self.value_head = ValueDecoder(

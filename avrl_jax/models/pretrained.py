@@ -31,6 +31,7 @@ from flax import nnx
 from avrl_jax.checkpointing import PARAMS_CHOICES, restore_params
 from avrl_jax.env.render import normalize, render
 from avrl_jax.evaluation.features import rebatch
+from avrl_jax.models.build import build_encoder, load_train_config
 from avrl_jax.models.params import PlainParams, from_plain_params
 
 FULL_BOX = np.array([0.0, 0.0, 1.0, 1.0], np.float32)
@@ -46,7 +47,6 @@ def restore_encoder(
       FileNotFoundError: the workdir, its config.json or the checkpoint (step) is missing; the
         message names what is missing.
     """
-    from avrl_jax.probe import build_encoder, load_train_config  # probe imports a lot
 
     if params not in PARAMS_CHOICES:
         raise ValueError(
