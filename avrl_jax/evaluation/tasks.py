@@ -193,20 +193,10 @@ def _whole_scene_task(
     num_examples: int,
     image_size: int,
     seed: int,
-    canvas_size: int,
-    object_scale: tuple[float, float],
-    background_contrast: float,
-    max_overlap: float,
+    **scene_options,
 ) -> ProbeSplit:
-    source = scenes.SceneSource(
-        split,
-        num_examples,
-        canvas_size,
-        seed,
-        object_scale=object_scale,
-        background_contrast=background_contrast,
-        max_overlap=max_overlap,
-    )
+    """Whole scenes of `SceneSource(split, num_examples, seed=seed, **scene_options)`."""
+    source = scenes.SceneSource(split, num_examples, seed=seed, **scene_options)
 
     def items() -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
         for i in range(num_examples):
@@ -241,10 +231,10 @@ def count_task(
         num_examples,
         image_size,
         seed,
-        canvas_size,
-        object_scale,
-        background_contrast,
-        max_overlap,
+        canvas_size=canvas_size,
+        object_scale=object_scale,
+        background_contrast=background_contrast,
+        max_overlap=max_overlap,
     )
 
 
@@ -267,10 +257,10 @@ def scene_background_task(
         num_examples,
         image_size,
         seed,
-        canvas_size,
-        object_scale,
-        background_contrast,
-        max_overlap,
+        canvas_size=canvas_size,
+        object_scale=object_scale,
+        background_contrast=background_contrast,
+        max_overlap=max_overlap,
     )
 
 
