@@ -6,9 +6,10 @@ for the run):
 - the command line: a config file that does not load or rejects its `:variant`, an override
   of a field the config does not have (with ml_collections' "did you mean"), a bad flag;
 - the run: the project's errors for bad input (config validation, checkpoints of another
-  config, data that cannot be read, a loss that became NaN), all ValueError, FileNotFoundError
-  or FloatingPointError with a message that names the problem and the fix. Their traceback
-  still goes to the log file (WORKDIR/logs/, see avrl_jax.console), not to the console.
+  config, data that cannot be read, a workdir another trainer holds, a loss that became NaN),
+  all ValueError, FileNotFoundError, FileExistsError or FloatingPointError with a message that
+  names the problem and the fix. Their traceback still goes to the log file (WORKDIR/logs/,
+  see avrl_jax.console), not to the console.
 Anything else is a bug and keeps its traceback.
 """
 
@@ -21,7 +22,7 @@ from collections.abc import Callable
 
 from absl import app, flags
 
-USER_ERRORS = (ValueError, FileNotFoundError, FloatingPointError)
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, FloatingPointError)
 
 
 def _last_error_line(text: str) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 from clu import parameter_overview
 from flax import nnx
 
-from avrl_jax import sharding
+from avrl_jax import sharding, workdir_lock
 from avrl_jax.checkpointing import Checkpointer
 from avrl_jax.config_validation import validate_config
 from avrl_jax.data import pipeline
@@ -178,7 +178,13 @@ def train_and_evaluate(config, workdir: str):
         )
     is_main = jax.process_index() == 0
     os.makedirs(workdir, exist_ok=True)
+    # One trainer per workdir, before anything is read or written in it.
+    with workdir_lock.hold(workdir, enabled=is_main):
+        return _train(config, workdir, mesh, is_main)
 
+
+def _train(config, workdir: str, mesh, is_main: bool):
+    """The run itself (train_and_evaluate has checked the config and holds the workdir)."""
     # --- Input pipeline ---------------------------------------------------------------------
     iterators = {name: iter(ds) for name, ds in make_streams(config).items()}
     # Undecodable records are replaced and counted per stream; too many stop the run.
