@@ -14,7 +14,8 @@ INSTALL_REQUIRES = [
     "ml-collections==1.1.0",
     "clu==0.0.12",
     "tensorboardX==2.6.5",
-    "tensorboard==2.21.0",  # the viewer: `tensorboard --logdir WORKDIR` (writing needs tensorboardX)
+    # The viewer: `tensorboard --logdir WORKDIR/tensorboard` (writing needs only tensorboardX).
+    "tensorboard==2.21.0",
     "numpy==2.4.6",
     "pillow==12.3.0",  # apache-beam 2.77 (the [beam] extra) needs pillow<13
     "absl-py",

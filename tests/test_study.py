@@ -74,9 +74,10 @@ def test_smoke_study_end_to_end(smoke_study):
         assert os.path.exists(workdir / "runs" / name / "train.log")
         assert run["total_steps"] >= 1 and run["views_per_step"] > 0
         assert study["timings"]["runs"][name]["step_time_s"] > 0
-    # Base-only SimCLR: 16 images x 2 crops; AB adds 8 bootstrap images x 4 views.
-    assert study["runs"]["simclr_s0"]["views_per_step"] == 32
-    assert study["runs"]["ab_simclr_s0"]["views_per_step"] == 32 + 32
+    # Equal views per step: base-only SimCLR 16 images x 2 crops; AB 8 x 2 annotation crops
+    # plus 4 bootstrap images x 4 views (configs/study.py:AB_SMOKE_VIEWS).
+    assert study["runs"]["simclr_s0"]["views_per_step"] == 16 * 2
+    assert study["runs"]["ab_simclr_s0"]["views_per_step"] == 8 * 2 + 4 * 4
     timings = study["timings"]["runs"]
     expected = study_runs.wallclock_steps(
         6, timings["ab_simclr_s0"]["step_time_s"], timings["simclr_s0"]["step_time_s"]
