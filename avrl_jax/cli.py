@@ -6,23 +6,33 @@ for the run):
 - the command line: a config file that does not load or rejects its `:variant`, an override
   of a field the config does not have (with ml_collections' "did you mean"), a bad flag;
 - the run: the project's errors for bad input (config validation, checkpoints of another
-  config, data that cannot be read, a workdir another trainer holds, a loss that became NaN),
-  all ValueError, FileNotFoundError, FileExistsError or FloatingPointError with a message that
-  names the problem and the fix. Their traceback still goes to the log file (WORKDIR/logs/,
+  config, data that cannot be read, a workdir another trainer holds, a loss that became NaN,
+  checkpoints that cannot be read or written), all `avrl_jax.errors.UserError`, ValueError,
+  FileNotFoundError, FileExistsError or FloatingPointError with a message that names the
+  problem and the fix. Their traceback still goes to the log file (WORKDIR/logs/,
   see avrl_jax.console), not to the console.
-Anything else is a bug and keeps its traceback.
+A SIGTERM or SIGINT before the first training step (see avrl_jax.stop_signals) is one line and
+exit status 0. Anything else is a bug and keeps its traceback. After any failure the process
+ends within EXIT_GRACE_SECONDS even when a library's threads would keep it alive.
 """
 
 from __future__ import annotations
 
 import logging as std_logging
+import os
 import re
 import sys
+import threading
+import time
 from collections.abc import Callable
 
 from absl import app, flags
 
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, FloatingPointError)
+from avrl_jax import paths
+from avrl_jax.errors import UserError
+from avrl_jax.stop_signals import StoppedBySignal
+
+USER_ERRORS = (UserError, ValueError, FileNotFoundError, FileExistsError, FloatingPointError)
 
 
 def _last_error_line(text: str) -> str:
@@ -82,14 +92,42 @@ def _log_traceback_to_file(error: BaseException) -> None:
             handler.handle(record)
 
 
+# After a failure, how long the interpreter may wait at exit for library threads (e.g. Orbax's,
+# blocked on a save that can never finish) before the process ends anyway.
+EXIT_GRACE_SECONDS = 20.0
+
+
+def _exit_within(seconds: float, code: int) -> None:
+    """Ends the process with `code` if its normal shutdown (joining non-daemon threads, atexit)
+    has not ended it `seconds` from now."""
+
+    def watchdog() -> None:
+        time.sleep(seconds)
+        std_logging.shutdown()
+        sys.stderr.flush()
+        os._exit(code)
+
+    threading.Thread(target=watchdog, name="exit-watchdog", daemon=True).start()
+
+
 def run(main: Callable[[list[str]], None]) -> None:
-    """app.run(main) with one-message failures for the user's mistakes (see the module)."""
+    """app.run(main) with one-message failures for the user's mistakes (see the module).
+    After any failure the process exits within EXIT_GRACE_SECONDS, never hangs."""
 
     def guarded(argv: list[str]) -> None:
         try:
             main(argv)
+        except StoppedBySignal as stopped:
+            print(f"{stopped}", file=sys.stderr)
+            _exit_within(EXIT_GRACE_SECONDS, 0)
+            sys.exit(0)
         except USER_ERRORS as error:
             _log_traceback_to_file(error)
+            _exit_within(EXIT_GRACE_SECONDS, 1)
             sys.exit(f"error: {type(error).__name__}: {error}")
+        except BaseException:
+            _exit_within(EXIT_GRACE_SECONDS, 1)
+            raise
 
+    paths.configure_storage_emulator()  # environment only: before any storage is touched
     app.run(guarded, flags_parser=_parse_flags)

@@ -58,11 +58,14 @@ def validate_config(config, *, batch_shards: int, process_count: int = 1) -> Non
     batches = ("annotation_batch_size",) + (
         ("bootstrap_batch_size",) if config.objective.ab_weight > 0 else ()
     )
+    accumulate = config.optimizer.get("accumulate_steps", 1)
+    _positive("optimizer.accumulate_steps", accumulate)
     for field in batches:
         size = config[field]
         for divisor, what in (
             (batch_shards, "devices in the batch mesh axes"),
             (process_count, "processes"),
+            (accumulate * batch_shards, "micro-batches (optimizer.accumulate_steps) x devices"),
         ):
             if size % divisor:
                 raise ValueError(

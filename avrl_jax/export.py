@@ -36,6 +36,7 @@ import tempfile
 
 import numpy as np
 
+from avrl_jax import paths
 from avrl_jax.env.render import NORM_MEAN, NORM_STD
 from avrl_jax.models import export_formats as formats
 
@@ -83,7 +84,7 @@ def metadata(fmt: str, spec: formats.EncoderSpec, workdir: str, step: int, param
         meta["big_vision_model"] = formats.big_vision_model_config(spec)
         meta["layer_norm_eps"] = formats.LAYER_NORM_EPS
     meta["architecture"] = formats.architecture(spec)
-    meta["source"] = {"workdir": os.path.abspath(workdir), "step": step, "params": params}
+    meta["source"] = {"workdir": paths.absolute(workdir), "step": step, "params": params}
     return meta
 
 
@@ -161,7 +162,7 @@ def export(
         raise ExportCliError(
             f"--params={params!r} is not valid; choose one of {', '.join(PARAMS_CHOICES)}"
         )
-    if not os.path.isdir(workdir):
+    if not paths.isdir(workdir):
         raise ExportCliError(
             f"--workdir={workdir} does not exist; pass a pretraining run's workdir (the "
             "--workdir given to avrl_jax.main)"
@@ -207,12 +208,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     # Orbax's read-only checkpoint manager warns about its own options on every restore.
     logging.getLogger("absl").setLevel(logging.ERROR)
+    paths.configure_storage_emulator()
     try:
-        paths = export(args.workdir, args.out, args.format, args.step, args.params, args.overwrite)
+        written = export(
+            args.workdir, args.out, args.format, args.step, args.params, args.overwrite
+        )
     # ValueError: also a checkpoint whose arrays do not fit config.json's architecture.
     except (ExportCliError, FileNotFoundError, ValueError) as error:
         sys.exit(f"avrl_jax.export: {error}")
-    for path in paths:
+    for path in written:
         print(f"wrote {path}")
 
 

@@ -25,6 +25,9 @@ _COORDINATOR = flags.DEFINE_string(
     "Multi-process without a cluster manager: HOST:PORT of "
     "process 0 (with --num_processes and --process_id).",
 )
+_WANDB = flags.DEFINE_bool(
+    "wandb", False, "Also log to Weights & Biases (wandb.* config fields; pip install wandb)."
+)
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the job.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
 flags.mark_flags_as_required(["config", "workdir"])
@@ -50,15 +53,24 @@ def initialize_distributed() -> None:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from avrl_jax import console
+    from avrl_jax import console, stop_signals
 
+    stop_signals.install()  # first: a SIGTERM/SIGINT at any moment from here stops cleanly
     console.quiet_console()
     initialize_distributed()
+    from avrl_jax.workdir_check import check_layout
+
+    check_layout(_WORKDIR.value)  # before the log file is opened in it
     console.log_to_file(_WORKDIR.value, "train")
     # Imported here, not at module level: Grain's spawned workers re-import __main__.
     from avrl_jax.train import train_and_evaluate
 
-    train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    config = _CONFIG.value
+    if _WANDB.value:
+        if "wandb" not in config:
+            raise ValueError("--wandb: this config has no `wandb` section (see configs/default.py)")
+        config.wandb.enabled = True
+    train_and_evaluate(config, _WORKDIR.value)
     if _PROBE.value is not None:
         from avrl_jax.evaluation.probe_runner import probe_workdir
 

@@ -4,10 +4,7 @@
 """
 
 import dataclasses
-import json
 import logging
-import os
-import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -16,8 +13,8 @@ import numpy as np
 from clu import parameter_overview
 from flax import nnx
 
-from avrl_jax import sharding, workdir_lock
-from avrl_jax.checkpointing import Checkpointer
+from avrl_jax import config_history, paths, sharding, stop_signals, workdir_check, workdir_lock
+from avrl_jax.checkpointing import Checkpointer, checkpoint_dir
 from avrl_jax.config_validation import validate_config
 from avrl_jax.data import pipeline
 from avrl_jax.data.bad_records import BadRecordMonitor
@@ -37,11 +34,6 @@ SHOWN_METRICS = ("loss", "base/loss", "ab/loss")  # on the console; everything g
 
 class NonFiniteLossError(FloatingPointError):
     """Raised when a loss or gradient norm becomes NaN or Inf."""
-
-
-def write_config(config, workdir: str) -> None:
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-        json.dump(config.to_dict(), f, indent=2, sort_keys=True, default=str)
 
 
 def stream_configs(config) -> dict[str, tuple]:
@@ -126,6 +118,20 @@ def build_trainer(config, mesh) -> Trainer:
     )
 
 
+def train_images(config, is_main: bool):
+    """The TensorBoard image summaries (avrl_jax.evaluation.train_images), or None when off.
+    Drawn by the one process of a single-process run (the value map reads whole parameters)."""
+    section = config.get("image_summaries")
+    if not section or not section.every_steps or not is_main:
+        return None
+    if jax.process_count() > 1:
+        logging.warning("image_summaries are drawn in single-process runs only; off here.")
+        return None
+    from avrl_jax.evaluation.train_images import TrainImages
+
+    return TrainImages(config)
+
+
 def check_finite(window: list[dict], first_step: int) -> None:
     """Raises NonFiniteLossError naming the first step of a window of metrics whose loss or
     gradient norm is NaN/Inf."""
@@ -148,43 +154,30 @@ def window_means(window: list[dict]) -> dict[str, float]:
     return means
 
 
-class StopSignal:
-    """Turns SIGTERM (preemption, scancel, kill) into a flag the loop checks between steps."""
-
-    def __init__(self):
-        self.received = False
-        self._previous = signal.signal(signal.SIGTERM, self._handle)
-
-    def _handle(self, signum, frame):
-        del frame
-        logging.warning("Received signal %d: saving a checkpoint and stopping.", signum)
-        self.received = True
-
-    def restore(self) -> None:
-        signal.signal(signal.SIGTERM, self._previous)
-
-
 def train_and_evaluate(config, workdir: str):
-    """Pretrains for `config.total_steps` (resuming from `workdir`) and returns the state."""
-    # --- Mesh and config checks -------------------------------------------------------------
-    mesh = sharding.make_mesh(config.mesh)
-    validate_config(
-        config, batch_shards=sharding.batch_shards(mesh), process_count=jax.process_count()
-    )
-    if "://" in workdir:
-        raise ValueError(
-            f"workdir={workdir!r}: remote URLs are not supported; mount the bucket on every "
-            "host (e.g. gcsfuse BUCKET /mnt/BUCKET) and pass the mounted path"
+    """Pretrains for `config.total_steps` (resuming from `workdir`) and returns the state.
+    SIGTERM/SIGINT stop it cleanly at any time (see avrl_jax.stop_signals)."""
+    stop = stop_signals.install()  # the entry point installed it already; others get it here
+    try:
+        # --- Mesh and config checks ---------------------------------------------------------
+        mesh = sharding.make_mesh(config.mesh)
+        validate_config(
+            config, batch_shards=sharding.batch_shards(mesh), process_count=jax.process_count()
         )
-    is_main = jax.process_index() == 0
-    os.makedirs(workdir, exist_ok=True)
-    # One trainer per workdir, before anything is read or written in it.
-    with workdir_lock.hold(workdir, enabled=is_main):
-        return _train(config, workdir, mesh, is_main)
+        is_main = jax.process_index() == 0
+        workdir_check.check_layout(workdir)
+        paths.makedirs(workdir)  # a local folder or a bucket's prefix (gs://...)
+        # One trainer per workdir, before anything is read or written in it.
+        with workdir_lock.hold(workdir, enabled=is_main):
+            return _train(config, workdir, mesh, is_main, stop)
+    finally:
+        stop_signals.uninstall()
 
 
-def _train(config, workdir: str, mesh, is_main: bool):
-    """The run itself (train_and_evaluate has checked the config and holds the workdir)."""
+def _train(config, workdir: str, mesh, is_main: bool, stop: stop_signals.StopSignal):
+    """The run itself (train_and_evaluate has checked the config and holds the workdir).
+    Between start-up stages, a signal received stops it (nothing trained, nothing saved)."""
+    stop.check_startup()
     # --- Input pipeline ---------------------------------------------------------------------
     iterators = {name: iter(ds) for name, ds in make_streams(config).items()}
     # Undecodable records are replaced and counted per stream; too many stop the run.
@@ -193,41 +186,60 @@ def _train(config, workdir: str, mesh, is_main: bool):
         for name, (data, _, _) in stream_configs(config).items()
     }
 
+    stop.check_startup()
+
     # --- Model, optimizer, sharding and the update step ------------------------------------
     trainer = build_trainer(config, mesh)
     state, update = trainer.state, trainer.update
     schedule = learning_rate_schedule(config)
 
     # --- Checkpoints: resume model, optimizer, EMA target, RNG and data position -----------
+    if is_main:
+        workdir_check.remove_unfinished_saves(checkpoint_dir(workdir))
     checkpointer = Checkpointer(
         workdir,
         every_steps=config.checkpoint.every_steps,
         keep=config.checkpoint.keep,
+        keep_period=config.checkpoint.get("keep_period"),
         async_save=config.checkpoint.async_save,
     )
-    restored = checkpointer.restore_latest(state, iterators)
+    restored = checkpointer.restore_latest(
+        state, iterators, allow_fresh_start=config.checkpoint.get("allow_fresh_start", False)
+    )
+    stop.check_startup()  # before config.json is touched
+    changes = []
     if restored is not None:
         state = restored
         logging.info("Resumed from step %d in %s.", int(state.step), checkpointer.directory)
-    # Only now: a run refused by the checkpoint check leaves the workdir's config.json (the
-    # config its checkpoints were written with) as it was.
+        # Refuses a config that would read other data than the run it resumes.
+        changes = config_history.check_resume(config, workdir, int(state.step))
+    # Only now: a run refused by the checkpoint or config check leaves the workdir's
+    # config.json (the config its checkpoints were written with) as it was.
     if is_main:
-        write_config(config, workdir)
+        config_history.record_resume(workdir, int(state.step), changes)
+        config_history.write_config(config, workdir)
     start_step = int(state.step)
-    writer = MetricWriter(workdir, enabled=is_main, resume_step=start_step)
+    writer = MetricWriter(
+        workdir,
+        enabled=is_main,
+        resume_step=start_step,
+        wandb=config.get("wandb"),
+        config=config_history.as_json(config),
+    )
     if start_step == 0:
         logging.info("Parameters (%d):\n%s", count_params(state.params), trainer.overview)
         writer.write_text("parameters", f"```\n{trainer.overview}\n```")
 
-    # --- In-loop evaluation: few-shot ridge on frozen features -----------------------------
+    # --- In-loop evaluation: few-shot ridge on frozen features; TensorBoard images ---------
     fewshot = FewShotEvaluator(config) if config.fewshot_eval.every_steps else None
+    images = train_images(config, is_main)
 
     # --- Loop -------------------------------------------------------------------------------
     images_per_step = config.annotation_batch_size + (
         config.bootstrap_batch_size if "bootstrap" in iterators else 0
     )
     progress = Progress(config.total_steps, images_per_step, start_step)
-    stop = StopSignal()
+    stop.check_startup()
     window, window_start = [], start_step
     try:
         for step in range(start_step, config.total_steps):
@@ -235,6 +247,7 @@ def _train(config, workdir: str, mesh, is_main: bool):
             for name, batch in local.items():
                 monitors[name].update(batch)  # also drops the bookkeeping fields
             state, metrics = update(state, sharding.global_batch(local, mesh))
+            checkpointer.poll()  # a failed background save stops the run here, not a save later
             window.append(metrics)
             done = step + 1
             if step == start_step:  # compiled and computed: the ETA's starting point
@@ -242,6 +255,8 @@ def _train(config, workdir: str, mesh, is_main: bool):
                 progress.started(done)
             final = done == config.total_steps
             preempted = stop.received or checkpointer.reached_preemption(done)
+            if stop.received:
+                logging.warning("Received %s: saving a checkpoint and stopping.", stop.name)
             if done % config.log_every == 0 or final:
                 window = jax.device_get(window)
                 check_finite(window, window_start + 1)
@@ -254,6 +269,10 @@ def _train(config, workdir: str, mesh, is_main: bool):
                         scalars.update(monitor.metrics())
                 if fewshot and done % config.fewshot_eval.every_steps == 0:
                     scalars.update(fewshot(state.params["encoder"]))
+                if images and done % config.image_summaries.every_steps == 0:
+                    drawn = images(trainer.graphdef, state.params, local.get("bootstrap"), done)
+                    for tag, image in drawn.items():
+                        writer.write_image(tag, image, done)
                 perf = progress.update(done)
                 writer.write_scalars(done, {**scalars, **perf})
                 if is_main:
@@ -268,7 +287,8 @@ def _train(config, workdir: str, mesh, is_main: bool):
                 logging.warning("Stopped at step %d after saving a checkpoint.", done)
                 break
     finally:
-        stop.restore()
-        checkpointer.close()
-        writer.close()
+        try:
+            checkpointer.close()  # the last save completes; a second signal still ends it at once
+        finally:
+            writer.close()
     return state

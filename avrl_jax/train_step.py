@@ -19,7 +19,7 @@ import optax
 from avrl_jax.env.augment import augment_view
 from avrl_jax.env.boxes import candidate_grid, sample_views
 from avrl_jax.env.render import normalize, render
-from avrl_jax.env.tokens import action_token_layout, flip_token, jitter_token, tokenize
+from avrl_jax.env.tokens import action_token_layout, plain_action_tokens
 from avrl_jax.env.views import episode_key, sample_episode
 from avrl_jax.models.heads import clamp_temperatures
 from avrl_jax.models.params import from_plain_params
@@ -101,13 +101,8 @@ def grid_tokens(config) -> np.ndarray:
     layout = action_token_layout(config.env)
     grid = config.objective.grid
     with jax.ensure_compile_time_eval():  # constants, also when called while tracing
-        tokens = [np.asarray(tokenize(candidate_grid(grid.centers, grid.sizes), layout.bins))]
-        num = tokens[0].shape[0]
-        if layout.with_flip:
-            tokens.append(np.full((num, 1), flip_token(False, layout.bins)))
-        if layout.with_jitter:
-            tokens.append(np.full((num, 1), jitter_token(0.0, layout.bins, layout.with_flip)))
-    return np.concatenate(tokens, axis=1).astype(np.int32)
+        actions = candidate_grid(grid.centers, grid.sizes)
+        return np.asarray(plain_action_tokens(actions, layout)).astype(np.int32)
 
 
 @flax.struct.dataclass
@@ -297,19 +292,61 @@ def compute_losses(graphdef, config, params, target_params, extras, batch, step=
     return loss, (metrics, objective.update_extras(extras, nets.teacher))
 
 
+def micro_batches(batch, count: int):
+    """Every leaf [B, ...] -> [count, B / count, ...]; micro-batch k holds examples k, k +
+    count, k + 2 count, ... (strided, so each device's share of a data-sharded batch splits
+    into its own share of every micro-batch: no data moves between devices)."""
+    return jax.tree.map(
+        lambda x: jnp.moveaxis(x.reshape(x.shape[0] // count, count, *x.shape[1:]), 1, 0), batch
+    )
+
+
+def accumulated_gradients(grad_fn, params, batch, count: int):
+    """Gradient accumulation (`optimizer.accumulate_steps`): the mean gradient and metrics of
+    `count` micro-batches, computed one after another (`lax.scan`), so the activations of one
+    micro-batch at a time are held. Every micro-batch sees the step's parameters, target
+    network and objective state; the new objective state is the mean of the micro-batches'
+    (for DINO's centre, an EMA of the teacher's mean output, that is the whole batch's). For a
+    loss that is a mean over examples the gradient is the whole batch's; contrastive losses
+    see their negatives within a micro-batch only.
+    """
+
+    def body(grads_sum, micro):
+        (_, (metrics, micro_extras)), grads = grad_fn(params, micro)
+        return jax.tree.map(jnp.add, grads_sum, grads), (metrics, micro_extras)
+
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    grads, (metrics, extras) = jax.lax.scan(body, zeros, micro_batches(batch, count))
+    mean = lambda x: jnp.mean(x, axis=0).astype(x.dtype)  # noqa: E731
+    return (
+        jax.tree.map(lambda g: g / count, grads),
+        jax.tree.map(mean, metrics),
+        jax.tree.map(mean, extras),
+    )
+
+
 def make_update_step(graphdef, config, optimizer: optax.GradientTransformation) -> Callable:
     """update(state, batch) -> (state, metrics); pure, to be jitted with shardings."""
 
     objective = make_objective(config)
 
-    def update(state: TrainState, batch) -> tuple[TrainState, dict]:
+    accumulate = int(config.optimizer.get("accumulate_steps", 1) or 1)
+
+    def gradients(state: TrainState, batch):
+        """(grads, metrics, extras) of the whole batch, or of its micro-batches in turn."""
         grad_fn = jax.value_and_grad(
-            lambda p: compute_losses(
-                graphdef, config, p, state.target_params, state.extras, batch, state.step
+            lambda p, b: compute_losses(
+                graphdef, config, p, state.target_params, state.extras, b, state.step
             ),
             has_aux=True,
         )
-        (_, (metrics, extras)), grads = grad_fn(state.params)
+        if accumulate == 1:
+            (_, (metrics, extras)), grads = grad_fn(state.params, batch)
+            return grads, metrics, extras
+        return accumulated_gradients(grad_fn, state.params, batch, accumulate)
+
+    def update(state: TrainState, batch) -> tuple[TrainState, dict]:
+        grads, metrics, extras = gradients(state, batch)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         updates = objective.mask_updates(updates, state.step)
         params = clamp_temperatures(optax.apply_updates(state.params, updates))

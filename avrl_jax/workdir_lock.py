@@ -6,6 +6,8 @@ workdir is refused with that owner named. A lock file left by a trainer that end
 removing its note (SIGKILL, a crash) is not locked any more: it is taken over, with a message
 naming the previous holder. On a multi-host job only process 0 takes it: one lock for the job.
 flock is reliable on local disks and most NFS setups; for a bucket mounted with FUSE it is not.
+A bucket (`gs://...` workdir) has no locks at all: there nothing is held, and one job per
+workdir is the scheduler's to keep (as with big_vision and MaxText on TPU pods).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import socket
 import time
 
 from absl import logging
+
+from avrl_jax import paths
 
 LOCK_FILE = "trainer.lock"
 
@@ -47,6 +51,12 @@ def hold(workdir: str, enabled: bool = True):
     """Holds WORKDIR/trainer.lock for the `with` block; raises WorkdirBusyError if a live
     process holds it. `enabled=False` (processes other than 0) holds nothing."""
     if not enabled:
+        yield
+        return
+    if paths.is_url(workdir):
+        logging.info(
+            "%s is a bucket: no lock is held (one job per workdir is yours to keep)", workdir
+        )
         yield
         return
     path = os.path.join(workdir, LOCK_FILE)

@@ -98,6 +98,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.log_every = 100
     c.checkpoint.every_steps = 2000
     c.fewshot_eval.every_steps = 5000
+    c.image_summaries.every_steps = 5000
     c.fewshot_eval.task = dict(name="count", num_train=5000, num_test=2000, seed=0, canvas_size=256)
 
     c.data.name = "array_record"

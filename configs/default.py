@@ -102,7 +102,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # dtype="bfloat16" computes the encoder in bfloat16; remat=True recomputes its activations
     # in the backward pass (less memory, ~1/5 more encoder FLOPs). Both for large batches.
     c.model.encoder = dict(
-        variant="Ti", patch_size=8, depth=4, pool="cls", dtype="float32", remat=False
+        variant="Ti", patch_size=8, depth=4, pool="cls", dtype="float32", remat=False, stem="patch"
     )
     c.model.value_head = dict(
         width=128, depth=2, num_heads=4, mlp_dim=256, use_action_tokens=True
@@ -160,19 +160,47 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.optimizer.b1 = 0.9
     c.optimizer.b2 = 0.999
     c.optimizer.grad_clip_norm = 1.0
+    # > 1: each step's batches are split into this many micro-batches whose gradients are
+    # averaged before the one update (less activation memory; contrastive negatives then come
+    # from a micro-batch). Batch sizes must be divisible by it times the data shards.
+    c.optimizer.accumulate_steps = 1
 
     # In-loop signal: few-shot ridge on frozen features of a small probe set (0 = off);
     # every_steps must be a multiple of log_every.
     c.fewshot_eval = ml_collections.ConfigDict()
     c.fewshot_eval.every_steps = 250
     c.fewshot_eval.task = dict(name="count", num_train=1000, num_test=500, seed=0, canvas_size=64)
+
+    # TensorBoard images at logging steps that are multiples of every_steps (0: off): the
+    # step's first bootstrap episodes with their boxes, and the value map of test scene
+    # `scene` (avrl_jax/evaluation/train_images.py).
+    # Weights & Biases beside TensorBoard (`--wandb` turns it on; needs `pip install wandb`).
+    c.wandb = ml_collections.ConfigDict()
+    c.wandb.enabled = False
+    c.wandb.project = "avrl_jax"
+    c.wandb.name = ""  # "": the workdir's name
+    c.wandb.mode = "online"  # or "offline" (sync later with `wandb sync`)
+
+    c.image_summaries = ml_collections.ConfigDict()
+    c.image_summaries.every_steps = 250
+    c.image_summaries.num_episodes = 2
+    c.image_summaries.scene = 0
     c.fewshot_eval.shots = (5, 10)
     c.fewshot_eval.batch_size = 256
 
     c.checkpoint = ml_collections.ConfigDict()
     c.checkpoint.every_steps = 100
     c.checkpoint.keep = 3
+    # Also keep every checkpoint whose step is a multiple of this (0: none), e.g. to probe the
+    # run along training (python -m avrl_jax.probe ... --all_steps).
+    c.checkpoint.keep_period = 0
     c.checkpoint.async_save = True
+    # When checkpoints exist and none can be read the run stops; True moves them to
+    # checkpoints/unreadable/ and trains from step 0.
+    c.checkpoint.allow_fresh_start = False
+    # A resume whose config changes the data order or what a step means (seed, batch sizes,
+    # data sets; see avrl_jax/config_history.py) is refused unless this is True.
+    c.checkpoint.allow_data_order_change = False
 
     c.mesh = ml_collections.ConfigDict()
     c.mesh.data = -1

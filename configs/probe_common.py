@@ -1,4 +1,4 @@
-"""The probe settings every probe config shares (linear, MAP, kNN, few-shot sections)."""
+"""The probe settings every probe config shares (linear, MAP, kNN, few-shot, decoder sections)."""
 
 import ml_collections
 from ml_collections import config_dict
@@ -36,4 +36,17 @@ def add_probe_sections(c: ml_collections.ConfigDict) -> ml_collections.ConfigDic
     c.fewshot.enabled = True
     c.fewshot.shots = (1, 5, 10)
     c.fewshot.l2_regs = (2.0**-10, 2.0**-5, 1.0, 2.0**5, 2.0**10)
+
+    # The decoder probe (configs/probe_decoder.py turns it on): text answers from patch tokens.
+    c.decoder = ml_collections.ConfigDict()
+    c.decoder.enabled = False
+    c.decoder.width = config_dict.placeholder(int)  # None: the encoder's
+    c.decoder.depth = 4
+    c.decoder.num_heads = config_dict.placeholder(int)  # None: the encoder's
+    c.decoder.mlp_dim = config_dict.placeholder(int)  # None: 4 x width
+    c.decoder.learning_rate = 1e-3
+    c.decoder.weight_decay = 1e-4
+    c.decoder.steps = 1000
+    c.decoder.warmup_steps = 50
+    c.decoder.batch_size = 256
     return c

@@ -32,16 +32,18 @@ quote_words() {
   printf '%s' "${out[*]}"
 }
 
-# A usage error when WORKDIR is a URL: the trainer writes its metrics, config.json and
-# checkpoints with local file operations, so a bucket must be mounted on every host.
-# $1: the hosts ("worker", "node"); $2: how to pass the mounted path instead.
-reject_url_workdir() {
+# Whether WORKDIR is a bucket: 0 for gs://BUCKET[/PATH] (every host reaches it, so it is
+# shared storage; the trainer writes to it through Orbax and gcsfs), 1 for a path. Any other
+# URL (another scheme, or no bucket) is a usage error.
+is_bucket_workdir() {
   case $WORKDIR in
+    gs://?*) return 0 ;;
     *://*)
-      die_usage "WORKDIR=$WORKDIR: gs:// (and other URL) workdirs are not supported directly;\
- mount the bucket with gcsfuse on every $1 (e.g. gcsfuse BUCKET /mnt/BUCKET) and pass $2."
+      die_usage "WORKDIR=$WORKDIR: a URL workdir must be gs://BUCKET/PATH (other storage: mount\
+ it on every host and pass the mounted path)"
       ;;
   esac
+  return 1
 }
 
 # Parses the command line into the calling script's settings: -h/--help, --dry-run, the

@@ -47,10 +47,9 @@ mounts at the same path): the pinned set and the CUDA build of the same JAX vers
   .venv/bin/python -m pip install "jax[cuda12]==$(.venv/bin/python -c 'import jax; print(jax.__version__)')"
 
 WORKDIR: every process writes its shards of each checkpoint into WORKDIR, so it must be on a
-filesystem that every node mounts (NFS, Lustre, GPFS, a bucket through gcsfuse); a
+filesystem that every node mounts (NFS, Lustre, GPFS), or a bucket, gs://BUCKET/PATH; a
 node-local path (/tmp, local scratch) gives every node its own partial checkpoint and the run
-cannot resume. gs:// URLs are refused: mount the bucket on every node and pass the mounted path.
-A relative WORKDIR is taken relative to the current directory.
+cannot resume. A relative WORKDIR is taken relative to the current directory.
 
 Example (2 nodes of 8 GPUs):
   launch/slurm.sh --nodes 2 --gpus-per-node 8 --partition gpu --time 2-00:00:00 \
@@ -104,11 +103,12 @@ check_settings() {
   [[ $NODES =~ ^[1-9][0-9]*$ ]] || die_usage "NODES must be a positive number, not '$NODES'"
   [[ $GPUS_PER_NODE =~ ^[1-9][0-9]*$ ]] ||
     die_usage "GPUS_PER_NODE must be a positive number, not '$GPUS_PER_NODE'"
-  reject_url_workdir node "--workdir /mnt/BUCKET/DIR"
-  case $WORKDIR in
-    /*) ;;
-    *) WORKDIR=$PWD/$WORKDIR ;;
-  esac
+  if ! is_bucket_workdir; then
+    case $WORKDIR in
+      /*) ;;
+      *) WORKDIR=$PWD/$WORKDIR ;;
+    esac
+  fi
   case $LOG_DIR in
     /*) ;;
     *) LOG_DIR=$PWD/$LOG_DIR ;;

@@ -45,10 +45,10 @@ Options (a flag, or the environment variable in brackets; flags win):
                             (default python3.11) [PYTHON]
   --config CONFIG           config, relative to the checkout, e.g.
                             configs/ab_vit_s16_cc12m.py:ab_simclr [CONFIG]           (run)
-  --workdir DIR             absolute path on a filesystem mounted on every worker, e.g.
-                            /mnt/my-bucket/ab_simclr; not gs:// (see below) [WORKDIR] (run)
+  --workdir DIR             gs://BUCKET/PATH, or an absolute path on a filesystem mounted
+                            on every worker, e.g. /mnt/nfs/ab_simclr (see below) [WORKDIR] (run)
   --shared-workdir          WORKDIR is a path on a filesystem mounted on every worker
-                            (required with run) [SHARED_WORKDIR=1]
+                            (required with run for a path) [SHARED_WORKDIR=1]
   --extra-args ARGS         more flags for avrl_jax.main, split on spaces [EXTRA_ARGS];
                             MAIN_ARGS after -- are appended as they are
   --log-file FILE           log on each worker, relative to home (default avrl_jax.log) [LOG_FILE]
@@ -58,21 +58,19 @@ Options (a flag, or the environment variable in brackets; flags win):
   -h, --help                this text
 
 WORKDIR: every worker writes its shards of each checkpoint into WORKDIR, so it must be shared
-storage: an absolute path, passed with --shared-workdir, on a filesystem mounted at the same
-place on every worker (NFS, Filestore, or a bucket through gcsfuse, which needs --implicit-dirs
-and a --rename-dir-limit large enough for Orbax's checkpoint directories). A worker-local path
-gives every worker its own partial checkpoint, and the run cannot resume.
-gs:// workdirs are not supported directly (the training code writes metrics, config.json and
-checkpoints with local file operations): mount the bucket with gcsfuse on every worker, e.g.
-  gcsfuse --implicit-dirs BUCKET /mnt/BUCKET
-and pass --workdir /mnt/BUCKET/DIR --shared-workdir.
+storage: a bucket, gs://BUCKET/PATH (checkpoints through Orbax, config.json, metrics.jsonl and
+TensorBoard events through gcsfs and google-cloud-storage, with the workers' service account),
+or an absolute path, passed with --shared-workdir, on a filesystem mounted at the same place
+on every worker (NFS, Filestore). A worker-local path gives every worker its own partial
+checkpoint, and the run cannot resume. In a bucket nothing locks the workdir (GCS has no
+locks): start one job per workdir.
 
 Example (a v4-32: 4 hosts of 4 chips):
   launch/tpu_pod.sh --name my-pod --zone us-central2-b --accelerator-type v4-32 \
     --runtime-version tpu-ubuntu2204-base create install
   launch/tpu_pod.sh --name my-pod --zone us-central2-b \
     --config configs/ab_vit_s16_cc12m.py:ab_simclr \
-    --workdir /mnt/my-bucket/ab_simclr --shared-workdir run logs
+    --workdir gs://my-bucket/ab_simclr run logs
   launch/tpu_pod.sh --name my-pod --zone us-central2-b stop delete
 EOF
 }
@@ -165,13 +163,15 @@ need() {
 }
 
 check_workdir() {
-  reject_url_workdir worker "--workdir /mnt/BUCKET/DIR --shared-workdir"
+  if is_bucket_workdir; then
+    return 0
+  fi
   if [ "$SHARED_WORKDIR" = 1 ] && [[ $WORKDIR == /* ]]; then
     return 0
   fi
   local why="WORKDIR=$WORKDIR is not shared storage. Every worker of the pod writes its shards"
-  why+=" of each checkpoint into WORKDIR, so it must be an absolute path on a filesystem"
-  why+=" mounted on every worker (NFS, Filestore, a bucket through gcsfuse),"
+  why+=" of each checkpoint into WORKDIR, so it must be a bucket (gs://BUCKET/PATH) or an"
+  why+=" absolute path on a filesystem mounted on every worker (NFS, Filestore),"
   why+=" passed with --shared-workdir (SHARED_WORKDIR=1)."
   if [ "$SHARED_WORKDIR" = 1 ]; then
     why+=" With --shared-workdir the path must be absolute."

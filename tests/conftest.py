@@ -59,6 +59,12 @@ def start_main(workdir, *overrides: str, env: dict | None = None, capture: bool 
     )
 
 
+def copy_workdir(source, destination):
+    """A copy of a run's workdir (checkpoints, config, metrics) for a test to change."""
+    subprocess.run(["cp", "-a", f"{source}/.", str(destination)], check=True)
+    return destination
+
+
 def cpu_env(devices: int) -> dict:
     """The environment of a subprocess on `devices` simulated CPU devices, the repository
     importable (configs included)."""

@@ -67,7 +67,9 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-def test_sigterm_saves_the_step_reached_and_exits_cleanly(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_saves_the_step_reached_and_exits_cleanly(tmp_path, signum):
+    """SIGTERM (preemption, scancel) and SIGINT (Ctrl-C) alike."""
     overrides = (
         "--config.total_steps=500",
         "--config.log_every=1",
@@ -75,16 +77,36 @@ def test_sigterm_saves_the_step_reached_and_exits_cleanly(tmp_path):
     )
     process = start_main(tmp_path, *overrides)
     wait_for_step(process, tmp_path, 3)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=300)
     assert process.returncode == 0, stderr[-3000:]
     reached = max(logged(tmp_path))
     assert 3 <= reached < 500
+    assert f"Received {signal.Signals(signum).name}: saving a checkpoint" in stderr
     assert f"Stopped at step {reached} after saving a checkpoint" in stderr
     steps = sorted(int(d) for d in os.listdir(checkpoint_dir(str(tmp_path))) if d.isdigit())
     assert steps == [reached]
     step, params = restore_params(str(tmp_path))
     assert step == reached and jax.tree.leaves(params)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_start_up_exits_cleanly_with_a_message(tmp_path, signum):
+    process = start_main(tmp_path)
+    log = tmp_path / "logs" / "train.log"  # opened by the program itself, after its handlers
+    deadline = time.time() + 120
+    while not log.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.02)
+    assert log.exists(), "the program did not start"
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=120)
+    name = signal.Signals(signum).name
+    assert process.returncode == 0, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1].startswith(f"stopped by {name} during start-up")
+    assert "Traceback" not in stderr
+    assert not logged(tmp_path)
+    directory = checkpoint_dir(str(tmp_path))
+    assert not os.path.isdir(directory) or not [d for d in os.listdir(directory) if d.isdigit()]
 
 
 def corrupt(checkpoint: str) -> None:

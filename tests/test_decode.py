@@ -4,6 +4,7 @@ stops it with an error naming examples."""
 
 import collections
 import io
+import re
 
 import numpy as np
 import pytest
@@ -169,10 +170,16 @@ def test_probe_order_is_spread_out():
     assert sum(abs(p - 5) < 20 for p in probes) <= 2
 
 
-def test_all_bad_raises_a_clear_error():
-    source = RobustSource(BytesReader([("x.jpg", b"junk")] * 4), canvas_size=8, max_probes=3)
-    with pytest.raises(AllProbesBadError, match=r"record 2 \(x.jpg: not_image"):
+def test_all_bad_raises_a_clear_error_naming_several_examples_and_the_settings():
+    items = [(f"x{i}.jpg", b"junk") for i in range(40)]
+    source = RobustSource(BytesReader(items), canvas_size=8, max_probes=6)
+    with pytest.raises(AllProbesBadError) as raised:
         source[2]
+    message = str(raised.value)
+    assert message.startswith("record 2 and its 6 substitutes are all bad (x2.jpg: not_image")
+    assert len(re.findall(r"x\d+\.jpg: not_image", message)) == 4 and "; and 3 more" in message
+    assert "data.source_kwargs.max_probes" in message and "now 6" in message
+    assert "data.max_bad_fraction" in message
 
 
 def test_pipeline_run_continues_with_the_right_counts_then_stops_at_the_threshold(tmp_path):

@@ -237,7 +237,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from avrl_jax.checkpointing import Checkpointer
 from avrl_jax.models.export_formats import flatten
 from avrl_jax.models.build import build_encoder
-from avrl_jax.train import write_config
+from avrl_jax.config_history import write_config
 from configs.default import get_config
 
 workdir = sys.argv[1]
@@ -344,3 +344,15 @@ def test_cli_errors_are_one_line(workdir, tmp_path):
     result = export(workdir, out, "npz", "--overwrite")
     assert result.returncode == 0, result.stderr[-3000:]
     assert out.read_bytes() != b"keep me"
+
+
+def test_a_conv_stem_encoder_exports_as_npz_only():
+    model = ViT(variant="mu", patch_size=8, image_size=32, stem="conv", rngs=nnx.Rngs(0))
+    _, params = to_plain_params(model)
+    spec = formats.encoder_spec(params, 32)
+    assert (spec.stem, spec.patch_size, spec.width, spec.grid) == ("conv", 8, 64, 4)
+    for convert in (formats.timm_state_dict, formats.big_vision_params):
+        with pytest.raises(formats.ExportError, match="convolutional stem.*--format npz"):
+            convert(params, spec)
+    assert formats.architecture(spec)["stem"] == "conv"
+    assert set(formats.flatten(params)) >= {"conv_stem/proj/kernel", "blocks/0/mlp/fc1/kernel"}

@@ -205,16 +205,30 @@ def test_tpu_pod_rejects_a_workdir_that_is_not_shared(args):
 
 
 @pytest.mark.parametrize("shared", [["--shared-workdir"], []])
-@pytest.mark.parametrize("workdir", ["gs://my-bucket/run", "gs://"])
-def test_tpu_pod_rejects_gs_urls_and_says_to_mount_the_bucket(workdir, shared):
+def test_tpu_pod_runs_in_a_bucket_workdir(shared):
+    """gs://BUCKET/PATH is shared storage: no --shared-workdir needed, passed as it is."""
+    result = run_script(
+        "tpu_pod.sh",
+        "--dry-run",
+        *POD,
+        "--config",
+        "configs/default.py",
+        "--workdir",
+        "gs://my-bucket/run",
+        *shared,
+        "run",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--workdir gs://my-bucket/run" in result.stdout
+
+
+@pytest.mark.parametrize("workdir", ["gs://", "s3://my-bucket/run"])
+def test_tpu_pod_refuses_other_urls(workdir):
     result = refused(
-        "tpu_pod.sh", *POD, "--config", "configs/default.py", "--workdir", workdir, *shared, "run"
+        "tpu_pod.sh", *POD, "--config", "configs/default.py", "--workdir", workdir, "run"
     )
     assert result.stdout == ""  # nothing printed, nothing run
-    assert f"WORKDIR={workdir}: gs:// (and other URL) workdirs are not supported" in result.stderr
-    assert "mount the bucket with gcsfuse on every worker" in result.stderr
-    assert "gcsfuse BUCKET /mnt/BUCKET" in result.stderr
-    assert "--workdir /mnt/BUCKET/DIR --shared-workdir" in result.stderr
+    assert f"WORKDIR={workdir}: a URL workdir must be gs://BUCKET/PATH" in result.stderr
 
 
 def test_tpu_pod_missing_settings_are_named():
@@ -449,11 +463,14 @@ def test_slurm_missing_settings_are_named(tmp_path):
     assert "go after --" in result.stderr
 
 
-def test_slurm_rejects_gs_urls_and_says_to_mount_the_bucket():
-    result = refused("slurm.sh", "--nodes", "2", "--config", "c", "--workdir", "gs://b/run")
-    assert result.stdout == ""  # no script printed, none submitted
-    assert "WORKDIR=gs://b/run: gs:// (and other URL) workdirs are not supported" in result.stderr
-    assert "gcsfuse on every node (e.g. gcsfuse BUCKET /mnt/BUCKET)" in result.stderr
+def test_slurm_takes_a_bucket_workdir_as_it_is():
+    result = run_script(
+        "slurm.sh", "--dry-run", "--nodes", "2", "--config", "c", "--workdir", "gs://b/run"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--workdir gs://b/run" in result.stdout  # not made relative to the current folder
+    result = refused("slurm.sh", "--nodes", "2", "--config", "c", "--workdir", "gs://")
+    assert "WORKDIR=gs://: a URL workdir must be gs://BUCKET/PATH" in result.stderr
 
 
 def test_slurm_submits_the_printed_script(tmp_path):

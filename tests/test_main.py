@@ -79,6 +79,8 @@ def test_main_pretrains_then_probes_the_checkpoint_beside_a_random_encoder(tmp_p
     assert sum(changed) > len(changed) // 2, "six training steps left the encoder unchanged"
     header = [line for line in result.stdout.splitlines() if line.startswith("metric")][-1]
     assert header.split() == ["metric", "random_init", "6"]
+    # The probe's read-only restore is quiet: no Orbax warnings that it is read-only.
+    assert "read_only=True" not in result.stderr and "read only" not in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -87,7 +89,7 @@ def test_main_pretrains_then_probes_the_checkpoint_beside_a_random_encoder(tmp_p
         ("--config.model.encoder.variant=XL", "model.encoder.variant='XL'.*'Ti'"),
         ("--config.objective.base=mae", "objective.base='mae'.*'simclr'"),
         ("--config.data.name=imagenet", "data.name='imagenet'.*'scenes'"),
-        ("--workdir=gs://bucket/run", "workdir='gs://bucket/run': remote URLs are not supported"),
+        ("--workdir=s3://bucket/run", "s3://bucket/run: a URL workdir must be gs://BUCKET/PATH"),
         ("--config.checkpoint.every_steps=0", "checkpoint.every_steps=0 must be"),
         # Command-line mistakes, caught while the flags are parsed (exit status 2).
         (
@@ -108,4 +110,4 @@ def test_bad_config_fails_at_start_naming_the_field(tmp_path, override, message)
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1, result.stderr[-2000:]
-    assert not os.path.exists(os.path.join(REPO, "gs:")), "a URL workdir made a local folder"
+    assert not os.path.exists(os.path.join(REPO, "s3:")), "a URL workdir made a local folder"

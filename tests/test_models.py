@@ -406,3 +406,26 @@ def test_gradients_reach_the_token_embedding():
     assert np.all(np.isfinite(table)) and np.any(table != 0)
     assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads))
     assert np.any(grads["encoder"]["patch_embed"]["kernel"] != 0)
+
+
+def test_vit_conv_stem_keeps_the_token_grid_and_sees_local_structure():
+    """stem="conv": log2(p) stride-2 3x3 convs + a 1x1; the same token grid as patchify, at
+    the training size and at another multiple of the patch (local crops)."""
+    model = ViT(variant="mu", patch_size=8, image_size=32, stem="conv", rngs=nnx.Rngs(0))
+    assert not hasattr(model, "patch_embed") and len(model.conv_stem.convs) == 3
+    widths = [conv.out_features for conv in model.conv_stem.convs]
+    assert widths == [16, 32, 64]
+    x = jax.random.normal(jax.random.key(0), (2, 32, 32, 3))
+    tokens, pooled = model(x)
+    assert tokens.shape == (2, 16, 64) and pooled.shape == (2, 64)
+    assert model(x[:, :16, :16])[0].shape == (2, 4, 64)
+    # Unlike patchify + linear, the 3x3 convs cross patch borders: the stem's token (0, 0)
+    # (before any attention) sees a pixel of patch (0, 1); token (0, 2) does not.
+    moved = x.at[:, 3, 9].add(5.0)  # row 3, column 9: inside patch (0, 1)
+    delta = jnp.abs(model.conv_stem(moved) - model.conv_stem(x)).sum(-1)
+    assert delta[0, 0] > 1e-4 and delta[0, 1] > 1e-4 and delta[0, 2] == 0
+    for patch, message in [(6, "power-of-two"), (1, "power-of-two")]:
+        with pytest.raises(ValueError, match=message):
+            ViT(variant="mu", patch_size=patch, image_size=12, stem="conv", rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="model.encoder.stem='pixels'"):
+        ViT(variant="mu", patch_size=8, image_size=32, stem="pixels", rngs=nnx.Rngs(0))

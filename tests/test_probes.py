@@ -300,6 +300,7 @@ def test_tfds_task_on_mock_data():
         images, labels = tasks.materialise(train)
         test_images, _ = tasks.materialise(tasks.make_split(task, "test", 16))
     assert train.num_classes == 1000 and train.num_examples == 6
+    assert len(train.label_names) == 1000  # the decoder probe's text targets
     assert images.shape == (6, 16, 16, 3) and test_images.shape == (5, 16, 16, 3)
     assert images.dtype == np.float32 and -2.0 <= images.min() < images.max() <= 2.0
     assert labels.dtype == np.int32 and ((0 <= labels) & (labels < 1000)).all()
@@ -438,8 +439,8 @@ def test_probe_restores_a_checkpoint(tmp_path):
     import flax.struct
 
     from avrl_jax.checkpointing import Checkpointer
+    from avrl_jax.config_history import write_config
     from avrl_jax.evaluation.probe_runner import build_encoder, probe_workdir
-    from avrl_jax.train import write_config
 
     train_config = tiny_train_config()
     write_config(train_config, str(tmp_path))
@@ -481,7 +482,7 @@ def test_probe_restores_a_checkpoint(tmp_path):
 
 
 def test_cli_random_init_end_to_end(tmp_path):
-    from avrl_jax.train import write_config
+    from avrl_jax.config_history import write_config
 
     write_config(tiny_train_config(), str(tmp_path))
     overrides = [
@@ -518,11 +519,12 @@ def test_cli_random_init_end_to_end(tmp_path):
     assert 0.0 <= metrics["linear/accuracy"] <= 1.0
     assert os.listdir(tmp_path / "tensorboard" / "probe_count_random_init")
     assert "linear/accuracy" in result.stdout and "random_init" in result.stdout
+    assert "Probing the randomly initialised encoder of" in result.stderr
 
 
 def test_probe_without_a_checkpoint_names_the_workdir(tmp_path):
+    from avrl_jax.config_history import write_config
     from avrl_jax.evaluation.probe_runner import probe_workdir
-    from avrl_jax.train import write_config
 
     write_config(tiny_train_config(), str(tmp_path))
     with pytest.raises(FileNotFoundError, match=str(tmp_path)):
@@ -548,3 +550,33 @@ def test_tfds_task_never_downloads_and_names_the_missing_data(tmp_path, monkeypa
     ):
         tasks.make_split(task, "train", 16)
     assert calls and all(kw.get("download") is False for kw in calls)
+
+
+def test_keep_period_keeps_checkpoints_and_all_steps_probes_them(tmp_path):
+    """keep=1 alone keeps the last checkpoint; keep_period=2 keeps 2 and 4 as well, and
+    --all_steps probes each and plots accuracy against step."""
+    from conftest import run_main
+    from PIL import Image
+
+    from avrl_jax.checkpointing import saved_steps
+
+    run_main(tmp_path / "plain", "--config.checkpoint.keep=1", check=True)  # saves at 2, 4, 6
+    assert saved_steps(str(tmp_path / "plain")) == [6]
+    workdir = tmp_path / "kept"
+    run_main(workdir, "--config.checkpoint.keep=1", "--config.checkpoint.keep_period=2", check=True)
+    assert saved_steps(str(workdir)) == [2, 4, 6]
+    overrides = ["--config.task.num_train=100", "--config.task.num_test=50"]
+    overrides += ["--config.task.canvas_size=32", "--config.linear.steps=20"]
+    overrides += [f"--config.{p}.enabled=False" for p in ("map", "knn", "fewshot")]
+    cmd = module_command(
+        "avrl_jax.probe",
+        *["--workdir", str(workdir), "--all_steps"],
+        *["--config", os.path.join(REPO, "configs", "probe_objects.py"), *overrides],
+    )
+    result = run_command(cmd, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.load(open(workdir / "probe_results.json"))["objects"]
+    assert set(results) == {"2", "4", "6"}
+    plot = workdir / "plots" / "probe_objects_steps.png"
+    assert f"wrote {plot}" in result.stdout
+    assert np.asarray(Image.open(plot).convert("L")).std() > 5

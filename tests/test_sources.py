@@ -17,9 +17,10 @@ from data_builders import (
     write_mp4,
     write_tar_shard,
 )
+from PIL import Image
 
 from avrl_jax.data import pipeline
-from avrl_jax.data.records import MAX_CAPTION_LEN, decode_text
+from avrl_jax.data.records import IMAGE_EXTENSIONS, MAX_CAPTION_LEN, decode_text
 from avrl_jax.ingest import IngestSpec, run_local
 
 CANVAS = 32
@@ -99,6 +100,35 @@ def test_image_folder_labels_formats_and_order(data):
         "image_folder", "train", path=data["folder"], canvas_size=8, labels_from_subfolders=False
     )
     assert {int(unlabeled[i]["label"]) for i in range(len(unlabeled))} == {-1}
+
+
+def test_image_folder_reads_every_listed_format_and_names_the_files_it_skips(tmp_path, caplog):
+    """One file per extension in IMAGE_EXTENSIONS (written by PIL), an animated GIF (its first
+    frame is read), and files of other types: skipped, counted and named."""
+    colour = np.array([200, 30, 60], np.uint8)
+    image = Image.fromarray(np.tile(colour, (24, 24, 1)))
+    for ext in IMAGE_EXTENSIONS:
+        saved = (
+            image.convert("L") if ext == ".pgm" else image.convert("1") if ext == ".pbm" else image
+        )
+        saved.save(tmp_path / f"image{ext}", format=Image.registered_extensions()[ext])
+    frames = [Image.new("RGB", (24, 24), c) for c in ((0, 0, 255), (255, 255, 0))]
+    frames[0].save(tmp_path / "animated.gif", save_all=True, append_images=frames[1:])
+    for name in ("notes.txt", "photo.heic", ".DS_Store"):
+        (tmp_path / name).write_bytes(b"not read")
+
+    with caplog.at_level("WARNING"):
+        source = pipeline.make_source("image_folder", "train", path=str(tmp_path), canvas_size=8)
+    assert len(source) == len(IMAGE_EXTENSIONS) + 1
+    warning = " ".join(record.getMessage() for record in caplog.records)
+    assert "skipped 2 file(s)" in warning and "notes.txt, photo.heic" in warning
+    for i, relpath in enumerate(source.reader.relpaths):
+        element = source[i]
+        assert element["bad_reason"] == 0, relpath
+        if relpath == "animated.gif":
+            np.testing.assert_array_equal(element["image"][4, 4], [0, 0, 255])
+        elif not relpath.endswith((".pgm", ".pbm")):
+            np.testing.assert_allclose(element["image"][4, 4], colour, atol=4, err_msg=relpath)
 
 
 def test_caption_shards_read_captions_and_count_missing_images(data):

@@ -90,6 +90,7 @@ def test_smoke_study_end_to_end(smoke_study):
             metrics = study["probes"][key][task]
             assert 0 <= metrics["linear/accuracy"] <= 1 and 0 <= metrics["knn/accuracy_k20"] <= 1
             assert ("map/accuracy" in metrics) == (not key.startswith("pixels_")), key
+            assert ("decoder/accuracy" in metrics) == (not key.startswith("pixels_")), key
             assert not any(k.startswith("time/") for k in metrics)  # timings are apart
     assert any(k.startswith("ab/value_accuracy/iou_") for k in study["curves"]["ab_simclr_s0"])
 

@@ -121,3 +121,37 @@ def test_no_action_tokens_makes_values_invariant_to_the_action():
     q = np.asarray(out.q_logits)  # [B, n, n-1, A]
     np.testing.assert_allclose(q[:, :, 0], q[:, :, 1], rtol=1e-5, atol=1e-6)
     assert np.abs(q[:, 0] - q[:, 1]).max() > 1e-4  # still depends on the view
+
+
+@pytest.mark.parametrize("variant", ["smoke,labels", "smoke,dino,base_only"])
+def test_gradient_accumulation_equals_the_whole_batch_for_per_example_losses(variant):
+    """labels (with AB) and DINO are means over examples (DINO's given the step's centre, which
+    is then updated linearly): two micro-batches give the whole batch's update and centre."""
+    states = {}
+    for accumulate in (1, 2):
+        config = default.get_config(variant)
+        config.optimizer.accumulate_steps = accumulate
+        states[accumulate], history = run_steps(config, 2)
+        assert np.isfinite(history[-1]["loss"])
+    whole, micro = states[1], states[2]
+    for a, b in zip(jax.tree.leaves(whole.params), jax.tree.leaves(micro.params), strict=True):
+        np.testing.assert_allclose(a, b, atol=2e-5, rtol=1e-4)
+    for a, b in zip(jax.tree.leaves(whole.extras), jax.tree.leaves(micro.extras), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    start = jax.tree.leaves(run_steps(default.get_config(variant), 0)[0].params)
+    moved = [
+        not np.allclose(a, b) for a, b in zip(start, jax.tree.leaves(whole.params), strict=True)
+    ]
+    assert any(moved)  # the two updates did change the parameters
+
+
+def test_accumulate_steps_must_divide_the_batches():
+    from avrl_jax.config_validation import validate_config
+
+    config = default.get_config("smoke")
+    config.optimizer.accumulate_steps = 3  # batches of 16 and 8
+    with pytest.raises(ValueError, match="micro-batches"):
+        validate_config(config, batch_shards=1)
+    config.optimizer.accumulate_steps = 0
+    with pytest.raises(ValueError, match="optimizer.accumulate_steps=0"):
+        validate_config(config, batch_shards=1)

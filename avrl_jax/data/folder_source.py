@@ -1,4 +1,5 @@
-"""A folder of image files (recursive; JPEG, PNG, WebP), labels optionally from sub-folders.
+"""A folder of image files (recursive; every format of records.IMAGE_EXTENSIONS), labels
+optionally from sub-folders; files of other types are skipped, counted and named.
 
   root/
     dog/001.jpg      label 0 ("dog" is the first class folder in sorted order)

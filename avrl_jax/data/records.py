@@ -13,11 +13,17 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
+from absl import logging
 
 MAX_CAPTION_LEN = 128  # bytes; the same width as the embedded scenes' `caption_bytes`
 MAX_KEY_LEN = 128  # bytes of a bad record's key carried in `bad_key`
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
+# Every still-image format PIL decodes without outside tools (animated GIF/WebP/APNG: the first
+# frame; see tests/test_sources.py, which writes and reads one file of each).
+IMAGE_EXTENSIONS = (
+    ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".webp", ".gif", ".bmp", ".dib",
+    ".tif", ".tiff", ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".ico", ".jp2", ".j2k",
+)  # fmt: skip
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v")
 
 
@@ -76,17 +82,31 @@ def list_files(root: str, extensions: Sequence[str]) -> list[str]:
     """Paths under `root` (recursive, following no symlinked folders) with these extensions.
 
     Sorted by relative path, so the order (hence every record index) is the same on every host
-    and machine. Hidden files and folders (starting with ".") are skipped.
+    and machine. Hidden files and folders (starting with ".") are skipped silently; other
+    files of another type are skipped with a warning that counts them and names a few.
     """
     if not os.path.isdir(root):
         raise FileNotFoundError(f"no such folder: {root}")
     wanted = tuple(e.lower() for e in extensions)
-    found = []
+    found, skipped = [], []
     for folder, subfolders, files in os.walk(root):
         subfolders[:] = [d for d in subfolders if not d.startswith(".")]
         for name in files:
-            if not name.startswith(".") and name.lower().endswith(wanted):
-                found.append(os.path.relpath(os.path.join(folder, name), root))
+            if name.startswith("."):
+                continue
+            relative = os.path.relpath(os.path.join(folder, name), root)
+            (found if name.lower().endswith(wanted) else skipped).append(relative)
+    if skipped:
+        skipped.sort()
+        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        logging.warning(
+            "%s: skipped %d file(s) not of a type read here (%s): %s%s",
+            root,
+            len(skipped),
+            " ".join(extensions),
+            ", ".join(skipped[:5]),
+            more,
+        )
     return sorted(found)
 
 

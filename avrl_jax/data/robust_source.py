@@ -28,6 +28,7 @@ from avrl_jax.data.records import (
     RecordReader,
     encode_text,
 )
+from avrl_jax.errors import UserError
 
 # Probes beyond the record itself. 16 consecutive bad probes of independent hashed positions
 # happen only when most of the data set is bad; the error then says so.
@@ -48,7 +49,7 @@ def probe_index(index: int, attempt: int, size: int) -> int:
     return (z ^ (z >> 31)) % size
 
 
-class AllProbesBadError(RuntimeError):
+class AllProbesBadError(UserError, RuntimeError):
     """Record i and all its substitutes were bad: most of the data set cannot be decoded."""
 
 
@@ -119,6 +120,7 @@ class RobustSource:
         n = len(self)
         if not 0 <= index < n:
             raise IndexError(f"index {index} out of range for {n} records")
+        failures: list[str] = []  # "key: reason" of each candidate tried
         bad: decode.BadRecordError | None = None
         for attempt in range(self.max_probes + 1):
             candidate = index if attempt == 0 else probe_index(index, attempt, n)
@@ -128,11 +130,18 @@ class RobustSource:
                 if attempt == 0:
                     bad = e
                     logging.debug("bad record %s: %s", self.reader.key(index), e)
+                failures.append(f"{self.reader.key(candidate)}: {e}")
                 continue
             return self._element(record, canvas, bad, index)
+        shown = "; ".join(failures[:4]) + (
+            f"; and {len(failures) - 4} more" if len(failures) > 4 else ""
+        )
         raise AllProbesBadError(
-            f"record {index} ({self.reader.key(index)}: {bad}) and {self.max_probes} "
-            f"substitutes are all bad; is the data set mostly unreadable? ({self.reader!r})"
+            f"record {index} and its {self.max_probes} substitutes are all bad ({shown}) in "
+            f"{self.reader!r}: the data set looks mostly unreadable. Check those files; if this "
+            "many bad records are expected, raise data.source_kwargs.max_probes (substitutes "
+            f"tried per bad record, now {self.max_probes}) and data.max_bad_fraction (the share "
+            "of bad records a run accepts)"
         )
 
     def _element(

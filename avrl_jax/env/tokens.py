@@ -145,3 +145,16 @@ def jitter_token(fraction: jax.Array, bins: ActionBins, with_flip: bool) -> jax.
     first = NUM_COORDS * bins.num_bins + (2 if with_flip else 0)
     index = jnp.clip(jnp.floor(fraction * bins.num_bins), 0, bins.num_bins - 1).astype(jnp.int32)
     return first + index
+
+
+def plain_action_tokens(action: jax.Array, layout: ActionTokenLayout) -> jax.Array:
+    """The full tokens of moves without a flip or colour jitter: f32[..., 4] -> int32[..., T]
+    (the coordinates' tokens, then "not flipped" and "no jitter" where `layout` has those)."""
+    tokens = [tokenize(action, layout.bins)]
+    shape = tokens[0].shape[:-1] + (1,)
+    if layout.with_flip:
+        tokens.append(jnp.full(shape, flip_token(False, layout.bins), jnp.int32))
+    if layout.with_jitter:
+        jitter = jitter_token(0.0, layout.bins, layout.with_flip)
+        tokens.append(jnp.full(shape, jitter, jnp.int32))
+    return jnp.concatenate(tokens, axis=-1).astype(jnp.int32)

@@ -13,7 +13,6 @@ time goes to the device), one jitted update per step. Evaluation in fixed-size p
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
@@ -21,6 +20,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from avrl_jax.evaluation.head_training import padded_map, train_head, train_subset
 from avrl_jax.models.params import from_plain_params, to_plain_params
 from avrl_jax.models.vit import MlpBlock, attention
 
@@ -48,16 +48,6 @@ class MAPClassifier(nnx.Module):
         return self.classifier(x[:, 0])
 
 
-def _epochs(num_examples: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
-    """Endless mini-batch indices: a fresh permutation each epoch, batches never cross epochs
-    (each has exactly min(batch_size, N) rows, so the update compiles once)."""
-    batch_size = min(batch_size, num_examples)
-    while True:
-        order = rng.permutation(num_examples)
-        for start in range(0, num_examples - batch_size + 1, batch_size):
-            yield order[start : start + batch_size]
-
-
 @functools.partial(jax.jit, static_argnums=0)
 def _classify(graphdef: nnx.GraphDef, params: dict, tokens: jax.Array) -> jax.Array:
     return jnp.argmax(from_plain_params(graphdef, params)(tokens), axis=-1)
@@ -68,13 +58,8 @@ def predict(
 ) -> np.ndarray:
     """Predicted labels int32[N] of `tokens [N, P, D]`, in fixed-size padded batches (one
     compilation whatever N)."""
-    out = []
-    for start in range(0, tokens.shape[0], batch_size):
-        batch = tokens[start : start + batch_size]
-        n = batch.shape[0]
-        pad = np.zeros((batch_size - n, *batch.shape[1:]), batch.dtype)
-        out.append(np.asarray(_classify(graphdef, params, np.concatenate([batch, pad])))[:n])
-    return np.concatenate(out).astype(np.int32)
+    classify = functools.partial(_classify, graphdef, params)
+    return padded_map(classify, tokens, batch_size).astype(np.int32)
 
 
 def map_probe(
@@ -108,32 +93,29 @@ def map_probe(
     width = train_tokens.shape[-1]
     head = MAPClassifier(width, num_classes, num_heads, mlp_dim or 4 * width, rngs=nnx.Rngs(seed))
     graphdef, params = to_plain_params(head)
-    schedule = optax.warmup_cosine_decay_schedule(
-        0.0, learning_rate, min(warmup_steps, steps - 1), steps
-    )
-    optimizer = optax.adamw(schedule, weight_decay=weight_decay)
-    opt_state = optimizer.init(params)
-
-    @jax.jit
-    def update(params, opt_state, tokens, labels):
-        def loss_fn(p):
-            logits = from_plain_params(graphdef, p)(tokens)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-
-        grads = jax.grad(loss_fn)(params)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state
-
     train_labels = np.asarray(train_labels, np.int32)
-    batches = _epochs(train_tokens.shape[0], batch_size, np.random.default_rng(seed))
-    for _ in range(steps):
-        idx = next(batches)
-        params, opt_state = update(params, opt_state, train_tokens[idx], train_labels[idx])
 
-    seen = np.random.default_rng(seed).permutation(train_tokens.shape[0])[:2000]
-    train_predictions = predict(graphdef, params, train_tokens[np.sort(seen)])
+    def loss_fn(classifier, tokens, labels):
+        logits = classifier(tokens)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+    params = train_head(
+        graphdef,
+        params,
+        loss_fn,
+        train_tokens,
+        train_labels,
+        steps=steps,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        warmup_steps=warmup_steps,
+        seed=seed,
+    )
+    seen = train_subset(train_tokens.shape[0], seed)
+    train_predictions = predict(graphdef, params, train_tokens[seen])
     test_predictions = predict(graphdef, params, test_tokens)
     return {
         "accuracy": float(np.mean(test_predictions == np.asarray(test_labels))),
-        "train_accuracy": float(np.mean(train_predictions == train_labels[np.sort(seen)])),
+        "train_accuracy": float(np.mean(train_predictions == train_labels[seen])),
     }

@@ -74,12 +74,11 @@ def probe_pixels(name: str, data: dict, num_classes: int, probe_config) -> dict[
         for s, (images, labels) in data.items()
     }
     train, test = split["train"], split["test"]
-    commonest = np.bincount(train.labels, minlength=num_classes).argmax()
     metrics = {
         "num_train": len(train),
         "num_test": len(test),
         "num_classes": num_classes,
-        "majority_baseline": float(np.mean(test.labels == commonest)),
+        "majority_baseline": probe_runner.majority_baseline(train.labels, test.labels),
     }
     timings = {}
     for probe_name in PIXEL_PROBES:
@@ -89,7 +88,7 @@ def probe_pixels(name: str, data: dict, num_classes: int, probe_config) -> dict[
         options = {k: v for k, v in dict(section).items() if k != "enabled"}
         start = time.perf_counter()
         results = probe_runner.PROBES[probe_name](
-            train, test, num_classes, options, probe_config.seed, None
+            train, test, probe_runner.TaskInfo(num_classes), options, probe_config.seed, None
         )
         metrics.update({f"{probe_name}/{key}": value for key, value in results.items()})
         timings[f"time/{probe_name}_s"] = time.perf_counter() - start

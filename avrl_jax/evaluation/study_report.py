@@ -27,6 +27,7 @@ PROBE_COLUMNS = (
     ("linear/accuracy", "linear"),
     ("map/accuracy", "MAP"),
     ("knn/accuracy_k20", "kNN (k=20)"),
+    ("decoder/accuracy", "decoder"),
 )
 PIXEL_LABELS = {"raw": "pixels: raw", "colour_invariant": "pixels: colour-invariant"}
 CURVE_PLOTS = (

@@ -33,6 +33,8 @@ from typing import Any
 
 import ml_collections
 
+from avrl_jax import config_history
+
 RUNS_DIR = "runs"
 LOG_FILE = "train.log"
 LOCK_FILE = "train.lock"
@@ -171,29 +173,21 @@ def train_command(spec: RunSpec, train_config: str, workdir: str) -> list[str]:
     ]
 
 
-def _comparable(config_dict: dict) -> Any:
-    return json.loads(json.dumps(config_dict, sort_keys=True, default=str))
-
-
 def config_difference(resolved: ml_collections.ConfigDict, workdir: str) -> list[str]:
     """The fields where the run's config.json differs from `resolved` ([] when it agrees or
-    the run has not started)."""
-    path = os.path.join(workdir, "config.json")
+    the run has not started); the comparison a resuming trainer makes
+    (config_history.changed_fields)."""
+    path = os.path.join(workdir, config_history.CONFIG_FILE)
     if not os.path.exists(path):
         return []
     with open(path) as f:
         written = json.load(f)
-    want = _comparable(resolved.to_dict())
-
-    def diff(a, b, prefix=""):
-        if isinstance(a, dict) and isinstance(b, dict):
-            out = []
-            for key in sorted(set(a) | set(b)):
-                out += diff(a.get(key, "<missing>"), b.get(key, "<missing>"), f"{prefix}{key}.")
-            return out
-        return [] if a == b else [f"{prefix[:-1]}: {a!r} (run) vs {b!r} (study)"]
-
-    return diff(written, want)
+    return [
+        f"{name}: {run!r} (run) vs {study!r} (study)"
+        for name, run, study in config_history.changed_fields(
+            written, config_history.as_json(resolved)
+        )
+    ]
 
 
 def views_per_step(config) -> int:

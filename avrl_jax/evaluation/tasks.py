@@ -10,13 +10,17 @@ for every image that enters the network. Tasks mirror the paper's probes on the 
 | `object_in_box`    | the view of one object's box (context) | the object's class       | 20      |
 | `count`            | the whole scene                        | number of objects - 1    | 4       |
 | `scene_background` | the whole scene                        | background photo/texture | 17      |
+| `scene_objects`    | the whole scene                        | its objects' classes     | 20, list|
 | `objects`          | the real object image alone            | its class                | 20      |
 | `tfds`             | a TFDS image (e.g. `imagenet2012`)     | its label feature        | dataset |
 
 Sizes come from the probe config (`task.num_train`, `task.num_test`); a source smaller than
 that gives all it has. Sources ordered by class (`objects`, most TFDS sets) are subsampled
 with a seeded permutation, so every class is represented; scene sources are already random
-and take scenes 0, 1, 2, ... Everything is deterministic given the task config.
+and take scenes 0, 1, 2, ... Everything is deterministic given the task config. Every task
+names its classes (`ProbeSplit.label_names`, the decoder probe's text targets; TFDS sets when
+their label feature has names); `scene_objects` has a list of labels per example, which only
+the decoder probe reads.
 """
 
 from __future__ import annotations
@@ -40,6 +44,10 @@ SPLITS = ("train", "test")
 COMMON_FIELDS = ("name", "num_train", "num_test", "seed")
 # The positional arguments of every task builder (the rest are its options).
 _BUILDER_ARGS = ("split", "num_examples", "image_size", "seed")
+# Count task: label = count - 1, named as words for the decoder probe.
+COUNT_NAMES = ("one", "two", "three", "four")
+# Tasks whose examples have a list of labels (see ProbeSplit).
+LIST_TASKS = ("scene_objects",)
 # Canvases rendered per device call: fixed, so the render compiles once per task.
 RENDER_CHUNK = 256
 
@@ -56,7 +64,10 @@ class ProbeSplit:
       num_classes: labels lie in [0, num_classes).
       num_examples: how many examples `chunks()` yields in total.
       chunks: a fresh iterator over `(images f32[b, s, s, 3] normalised, labels int32[b])`
-        each call (b varies; the feature extractor re-batches).
+        each call (b varies; the feature extractor re-batches). A list task's labels are
+        int32[b, K] instead: each example's labels, -1 where it has fewer than K.
+      label_names: the name of each class (the decoder probe's text targets), or () when
+        the task does not name its classes.
     """
 
     task: str
@@ -64,6 +75,12 @@ class ProbeSplit:
     num_classes: int
     num_examples: int
     chunks: Callable[[], Iterator[Chunk]]
+    label_names: tuple[str, ...] = ()
+
+    @property
+    def is_list_task(self) -> bool:
+        """Whether each example has a list of labels (only the decoder probe reads those)."""
+        return self.task in LIST_TASKS
 
 
 # --------------------------------------------------------------------------------------------
@@ -182,86 +199,88 @@ def object_in_box_task(
         num_classes=scenes.NUM_CLASSES,
         num_examples=total,
         chunks=lambda: _rendered_chunks(items(), image_size),
+        label_names=scenes.OBJECT_CLASSES,
     )
 
 
 def _whole_scene_task(
     name: str,
-    label_of: Callable[[dict], int],
-    num_classes: int,
-    split: str,
-    num_examples: int,
-    image_size: int,
-    seed: int,
-    **scene_options,
-) -> ProbeSplit:
-    """Whole scenes of `SceneSource(split, num_examples, seed=seed, **scene_options)`."""
-    source = scenes.SceneSource(split, num_examples, seed=seed, **scene_options)
+    label_of: Callable[[dict], int | np.ndarray],
+    label_names: tuple[str, ...],
+    doc: str,
+) -> Callable[..., ProbeSplit]:
+    """The builder of a task on whole scenes of `SceneSource(split, num_examples, seed=seed,
+    **scene options)`, each labelled `label_of(scene)`. Its keyword arguments are the scene
+    options a probe config's `task` may set (`make_split` reads them from the signature)."""
 
-    def items() -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
-        for i in range(num_examples):
-            scene = source[i]
-            yield scene["image"], FULL_BOX, label_of(scene)
+    def build(
+        split: str,
+        num_examples: int,
+        image_size: int,
+        seed: int,
+        canvas_size: int = 64,
+        object_scale: tuple[float, float] = scenes.OBJECT_SCALE,
+        background_contrast: float = 1.0,
+        max_overlap: float = 1.0,
+    ) -> ProbeSplit:
+        source = scenes.SceneSource(
+            split,
+            num_examples,
+            canvas_size,
+            seed,
+            object_scale=object_scale,
+            background_contrast=background_contrast,
+            max_overlap=max_overlap,
+        )
 
-    return ProbeSplit(
-        task=name,
-        split=split,
-        num_classes=num_classes,
-        num_examples=num_examples,
-        chunks=lambda: _rendered_chunks(items(), image_size),
-    )
+        def items() -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+            for i in range(num_examples):
+                scene = source[i]
+                yield scene["image"], FULL_BOX, label_of(scene)
 
+        return ProbeSplit(
+            task=name,
+            split=split,
+            num_classes=len(label_names),
+            num_examples=num_examples,
+            chunks=lambda: _rendered_chunks(items(), image_size),
+            label_names=label_names,
+        )
 
-def count_task(
-    split: str,
-    num_examples: int,
-    image_size: int,
-    seed: int,
-    canvas_size: int = 64,
-    object_scale: tuple[float, float] = scenes.OBJECT_SCALE,
-    background_contrast: float = 1.0,
-    max_overlap: float = 1.0,
-) -> ProbeSplit:
-    """Clevr/Count-style: the whole scene -> number of objects; label = count - 1 (1..4 -> 0..3)."""
-    return _whole_scene_task(
-        "count",
-        lambda scene: int(scene["num_objects"]) - 1,
-        4,
-        split,
-        num_examples,
-        image_size,
-        seed,
-        canvas_size=canvas_size,
-        object_scale=object_scale,
-        background_contrast=background_contrast,
-        max_overlap=max_overlap,
-    )
+    build.__name__ = build.__qualname__ = f"{name}_task"
+    build.__doc__ = doc
+    return build
 
 
-def scene_background_task(
-    split: str,
-    num_examples: int,
-    image_size: int,
-    seed: int,
-    canvas_size: int = 64,
-    object_scale: tuple[float, float] = scenes.OBJECT_SCALE,
-    background_contrast: float = 1.0,
-    max_overlap: float = 1.0,
-) -> ProbeSplit:
-    """Scene classification: the whole scene -> which background photo or texture (17)."""
-    return _whole_scene_task(
-        "scene_background",
-        lambda scene: int(scene["background"]),
-        len(scenes.BACKGROUNDS),
-        split,
-        num_examples,
-        image_size,
-        seed,
-        canvas_size=canvas_size,
-        object_scale=object_scale,
-        background_contrast=background_contrast,
-        max_overlap=max_overlap,
-    )
+def _object_list(scene: dict) -> np.ndarray:
+    """The scene's objects' classes, sorted, then -1 up to the source's max_objects."""
+    present = np.sort(scene["classes"][scene["classes"] >= 0])
+    labels = np.full(scene["classes"].size, -1, np.int32)
+    labels[: present.size] = present
+    return labels
+
+
+count_task = _whole_scene_task(
+    "count",
+    lambda scene: int(scene["num_objects"]) - 1,
+    COUNT_NAMES,
+    "Clevr/Count-style: the whole scene -> number of objects; label = count - 1 (1..4 -> 0..3).",
+)
+scene_background_task = _whole_scene_task(
+    "scene_background",
+    lambda scene: int(scene["background"]),
+    scenes.BACKGROUND_NAMES,
+    "Scene classification: the whole scene -> which background photo or texture (17).",
+)
+scene_objects_task = _whole_scene_task(
+    "scene_objects",
+    _object_list,
+    scenes.OBJECT_CLASSES,
+    """Captioning the scene's objects: the whole scene -> the list of its objects' classes,
+    sorted by class index (so the target is the set, with repeats): labels int32[N, K] (K the
+    source's max_objects), -1 after the last. Only the decoder probe reads list labels
+    (its text: "three zebra zebra").""",
+)
 
 
 def objects_task(
@@ -286,6 +305,7 @@ def objects_task(
         num_classes=scenes.NUM_CLASSES,
         num_examples=int(indices.size),
         chunks=lambda: _rendered_chunks(items(), image_size),
+        label_names=scenes.OBJECT_CLASSES,
     )
 
 
@@ -323,8 +343,12 @@ def tfds_task(
             "tfds.builder(...).download_and_prepare on a machine with the data) or set "
             f"task.data_dir ({type(error).__name__}: {error})"
         ) from error
+    label_feature = source.dataset_info.features[label_key]
     if num_classes is None:
-        num_classes = int(source.dataset_info.features[label_key].num_classes)
+        num_classes = int(label_feature.num_classes)
+    names = tuple(getattr(label_feature, "names", None) or ())
+    # TFDS names are identifiers ("golden_retriever", "n01440764"): words for the decoder.
+    label_names = tuple(n.replace("_", " ") for n in names) if len(names) == num_classes else ()
     indices = _subset(len(source), num_examples, seed)
 
     def decode(index: int) -> tuple[np.ndarray, int]:
@@ -345,6 +369,7 @@ def tfds_task(
         num_classes=num_classes,
         num_examples=int(indices.size),
         chunks=chunks,
+        label_names=label_names,
     )
 
 
@@ -353,6 +378,7 @@ TASKS: dict[str, Callable[..., ProbeSplit]] = {
     "object_in_box": object_in_box_task,
     "count": count_task,
     "scene_background": scene_background_task,
+    "scene_objects": scene_objects_task,
     "objects": objects_task,
     "tfds": tfds_task,
 }

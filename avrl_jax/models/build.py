@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 import json
-import os
 
 import ml_collections
 from flax import nnx
 
+from avrl_jax import paths
 from avrl_jax.models.params import PlainParams, to_plain_params
 from avrl_jax.models.vit import ViT
 
 
 def load_train_config(workdir: str) -> ml_collections.ConfigDict:
     """The pretraining run's resolved config, from WORKDIR/config.json."""
-    path = os.path.join(workdir, "config.json")
-    if not os.path.exists(path):
+    path = paths.join(workdir, "config.json")
+    if not paths.exists(path):
         raise FileNotFoundError(
             f"{path} not found: --workdir must be a pretraining run's workdir (it writes "
             "config.json at start)"
         )
-    with open(path) as f:
-        return ml_collections.ConfigDict(json.load(f))
+    return ml_collections.ConfigDict(json.loads(paths.read_text(path)))
 
 
 def build_encoder(

@@ -59,6 +59,14 @@ class EncoderSpec:
     image_size: int
     pool: str  # "cls" | "gap"
     posemb: str  # "learn" | "sincos2d"
+    stem: str = "patch"  # "patch" | "conv" (npz only: timm and big_vision ViTs have no conv stem)
+
+    def check_patch_stem(self, fmt: str) -> None:
+        if self.stem != "patch":
+            raise ExportError(
+                f"this encoder has a convolutional stem (model.encoder.stem={self.stem!r}), "
+                f"which {fmt}'s ViT does not have; export it with --format npz"
+            )
 
     @property
     def grid(self) -> int:
@@ -77,8 +85,18 @@ def encoder_spec(params: dict, image_size: int) -> EncoderSpec:
     """Reads the architecture off `params` (a `ViT`'s plain tree); `image_size` is the input
     side the encoder was trained at (the training config's `env.view_size`)."""
     try:
-        kernel = params["patch_embed"]["kernel"]
         blocks = params["blocks"]
+        if "conv_stem" in params:  # stem="conv": p = 2^(stride-2 convs), D = the 1x1 conv's
+            stem = "conv"
+            patch_size = 2 ** len(params["conv_stem"]["convs"])
+            width = params["conv_stem"]["proj"]["kernel"].shape[-1]
+        else:
+            stem = "patch"
+            kernel = params["patch_embed"]["kernel"]
+            width = kernel.shape[1]
+            patch_size = int(round((kernel.shape[0] // 3) ** 0.5))
+            if patch_size * patch_size * 3 != kernel.shape[0]:
+                raise ExportError(f"patch_embed kernel {kernel.shape} is not [p*p*3, D]")
         query = blocks["0"]["attn"]["query"]["kernel"]
         fc1 = blocks["0"]["mlp"]["fc1"]["kernel"]
     except (KeyError, TypeError) as error:
@@ -86,14 +104,10 @@ def encoder_spec(params: dict, image_size: int) -> EncoderSpec:
             f"not a ViT encoder parameter tree (no {error}); pass the tree of "
             "avrl_jax.models.vit.ViT (the checkpoint's params/encoder)"
         ) from None
-    patch_area = kernel.shape[0] // 3
-    patch_size = int(round(patch_area**0.5))
-    if patch_size * patch_size * 3 != kernel.shape[0]:
-        raise ExportError(f"patch_embed kernel {kernel.shape} is not [p*p*3, D]")
     if image_size % patch_size:
         raise ExportError(f"image_size={image_size} is not a multiple of the patch {patch_size}")
     spec = EncoderSpec(
-        width=int(kernel.shape[1]),
+        width=int(width),
         depth=len(blocks),
         num_heads=int(query.shape[1]),
         mlp_dim=int(fc1.shape[1]),
@@ -101,6 +115,7 @@ def encoder_spec(params: dict, image_size: int) -> EncoderSpec:
         image_size=int(image_size),
         pool="cls" if params.get("cls_token") is not None else "gap",
         posemb="learn" if params.get("pos_embed") is not None else "sincos2d",
+        stem=stem,
     )
     if spec.posemb == "learn" and params["pos_embed"].shape[1] != spec.num_patches:
         raise ExportError(
@@ -130,6 +145,7 @@ def position_table(params: dict, spec: EncoderSpec) -> np.ndarray:
 
 def timm_state_dict(params: dict, spec: EncoderSpec) -> dict[str, np.ndarray]:
     """timm `VisionTransformer` state_dict entries (numpy, C-contiguous) for `params`."""
+    spec.check_patch_stem("timm")
     d, p = spec.width, spec.patch_size
     kernel = _np(params["patch_embed"]["kernel"]).reshape(p, p, 3, d)
     out: dict[str, np.ndarray] = {}
@@ -197,6 +213,7 @@ def timm_kwargs(spec: EncoderSpec) -> dict[str, Any]:
 def big_vision_params(params: dict, spec: EncoderSpec) -> dict[str, np.ndarray]:
     """big_vision `vit.Model` parameters (nn.scan off), flattened with "/" as its npz
     checkpoints are. No `head` (no classifier); no `pos_embedding` for sincos2d (computed)."""
+    spec.check_patch_stem("big_vision")
     d, p = spec.width, spec.patch_size
     out: dict[str, np.ndarray] = {
         "embedding/kernel": _np(params["patch_embed"]["kernel"]).reshape(p, p, 3, d),

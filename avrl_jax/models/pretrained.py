@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 
 import jax
 import jax.numpy as jnp
@@ -28,6 +27,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
+from avrl_jax import paths
 from avrl_jax.checkpointing import PARAMS_CHOICES, restore_params
 from avrl_jax.env.render import normalize, render
 from avrl_jax.evaluation.features import rebatch
@@ -52,7 +52,7 @@ def restore_encoder(
         raise ValueError(
             f"params={params!r} is not valid; valid choices: {', '.join(PARAMS_CHOICES)}"
         )
-    if not os.path.isdir(workdir):
+    if not paths.isdir(workdir):
         raise FileNotFoundError(f"workdir {workdir} does not exist")
     train_config = load_train_config(workdir)
     graphdef, _ = build_encoder(train_config)
@@ -139,7 +139,7 @@ def load_encoder(
     """
     config, step, graphdef, encoder_params = restore_encoder(workdir, step, params)
     return PretrainedEncoder(
-        workdir=os.path.abspath(workdir),
+        workdir=paths.absolute(workdir),
         step=step,
         params_kind=params,
         config=config,

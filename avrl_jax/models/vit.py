@@ -8,6 +8,11 @@ Choices, following big_vision's `vit.py` so published recipes transfer:
   a stride-p conv; the kernel's input axis is ordered (row, col, channel) inside a patch, so a
   conv kernel `[p, p, 3, D]` reshapes to ours `[p*p*3, D]`. Initialised lecun-normal (the flax
   conv default big_vision uses).
+- `stem="conv"` replaces the patch embedding by a convolutional stem (Xiao et al. 2021, "Early
+  Convolutions Help Transformers See Better"): log2(p) 3x3 stride-2 convolutions, each
+  followed by LayerNorm and GELU, channels doubling up to D, then a 1x1 convolution to D; the
+  same token grid. Far more data-efficient at small scale (see configs/study.py); it has no
+  timm/big_vision equivalent, so such an encoder exports as npz only.
 - Position embeddings: learned, normal(0.02), added to patch tokens only (the CLS token gets
   none), as in big_vision. `posemb="sincos2d"` gives fixed 2D sin-cos embeddings instead
   (MoCo-v3/MAE style; no parameters).
@@ -39,6 +44,7 @@ VIT_SIZES: dict[str, dict] = {
 }
 
 POOLS = ("cls", "gap")
+STEMS = ("patch", "conv")
 POSEMBS = ("learn", "sincos2d")
 DTYPES = ("float32", "bfloat16")
 
@@ -144,6 +150,36 @@ class EncoderBlock(nnx.Module):
         return x + self.mlp(self.norm2(x))
 
 
+class ConvStem(nnx.Module):
+    """`images f32[N, H, W, 3] -> tokens [N, (H/p)(W/p), D]` by log2(p) 3x3 stride-2 convs
+    (LN + GELU after each; channels D/2^(k-1), ..., D/2, D) and a 1x1 conv (see the module)."""
+
+    def __init__(self, patch_size: int, width: int, *, rngs: nnx.Rngs, dtype=jnp.float32):
+        k = int(round(np.log2(patch_size)))
+        if patch_size < 2 or 2**k != patch_size or width % 2 ** (k - 1):
+            raise ValueError(
+                f"model.encoder.stem='conv' needs a power-of-two patch_size >= 2 whose stages "
+                f"divide the width; got patch_size={patch_size}, width={width} (use "
+                "stem='patch' for this size)"
+            )
+        channels = [3] + [width // 2 ** (k - 1 - i) for i in range(k)]
+        conv = dict(kernel_init=nnx.initializers.lecun_normal(), dtype=dtype, rngs=rngs)
+        self.convs = nnx.List(
+            [nnx.Conv(channels[i], channels[i + 1], (3, 3), strides=2, **conv) for i in range(k)]
+        )
+        self.norms = nnx.List(
+            [nnx.LayerNorm(c, epsilon=_LN_EPS, dtype=dtype, rngs=rngs) for c in channels[1:]]
+        )
+        self.proj = nnx.Conv(width, width, (1, 1), bias_init=_zeros, **conv)
+
+    def __call__(self, images: jax.Array) -> jax.Array:
+        x = images
+        for conv, norm in zip(self.convs, self.norms, strict=True):
+            x = jax.nn.gelu(norm(conv(x)))
+        x = self.proj(x)
+        return x.reshape(x.shape[0], -1, x.shape[-1])
+
+
 class ViT(nnx.Module):
     """ViT encoder: `images f32[N, h, w, 3] -> (patch_tokens f32[N, P, D], pooled f32[N, D])`.
 
@@ -163,6 +199,7 @@ class ViT(nnx.Module):
         pool: str = "cls",
         posemb: str = "learn",
         remat: bool = False,
+        stem: str = "patch",
     ):
         size = vit_config(variant) if depth is None else vit_config(variant, depth=depth)
         if image_size % patch_size != 0:
@@ -172,6 +209,8 @@ class ViT(nnx.Module):
             )
         if pool not in POOLS:
             raise ValueError(f"model.pool={pool!r} is not valid; valid choices: {POOLS}")
+        if stem not in STEMS:
+            raise ValueError(f"model.encoder.stem={stem!r} is not valid; valid choices: {STEMS}")
         if posemb not in POSEMBS:
             raise ValueError(f"model.posemb={posemb!r} is not valid; valid choices: {POSEMBS}")
         name = dtype if isinstance(dtype, str) else jnp.dtype(dtype).name
@@ -190,15 +229,19 @@ class ViT(nnx.Module):
         self.posemb = posemb
         self.dtype = dtype
         self.remat = remat
+        self.stem = stem
 
-        self.patch_embed = nnx.Linear(
-            patch_size * patch_size * 3,
-            self.width,
-            kernel_init=nnx.initializers.lecun_normal(),
-            bias_init=_zeros,
-            dtype=dtype,
-            rngs=rngs,
-        )
+        if stem == "patch":
+            self.patch_embed = nnx.Linear(
+                patch_size * patch_size * 3,
+                self.width,
+                kernel_init=nnx.initializers.lecun_normal(),
+                bias_init=_zeros,
+                dtype=dtype,
+                rngs=rngs,
+            )
+        else:
+            self.conv_stem = ConvStem(patch_size, self.width, rngs=rngs, dtype=dtype)
         self.pos_embed = (
             nnx.Param(_posemb_init(rngs.params(), (1, self.num_patches, self.width)))
             if posemb == "learn"
@@ -235,7 +278,10 @@ class ViT(nnx.Module):
                 f"got {tuple(images.shape)}"
             )
         grid = size // self.patch_size
-        x = self.patch_embed(patchify(images, self.patch_size))
+        if self.stem == "patch":
+            x = self.patch_embed(patchify(images, self.patch_size))
+        else:
+            x = self.conv_stem(images)
         if self.pos_embed is not None:
             x = x + self.position_embedding(grid).astype(x.dtype)
         else:

@@ -1,0 +1,101 @@
+"""config.json across resumes: changes kept and logged, data-order changes refused unless
+permitted, and a refused run leaves config.json as it was. Smoke: 6 steps, saves at 2, 4, 6."""
+
+import json
+import os
+
+import pytest
+from conftest import SMOKE, copy_workdir, logged, run_main
+
+from avrl_jax.config_history import DataOrderChangeError, changed_fields, check_resume
+from configs import default
+
+
+def test_changed_fields_are_dotted_and_skip_the_permission_flags():
+    previous = {"a": 1, "b": {"c": [1, 2], "d": "x"}, "checkpoint": {"allow_fresh_start": False}}
+    current = {"a": 1, "b": {"c": [1, 3], "e": 0}, "checkpoint": {"allow_fresh_start": True}}
+    assert changed_fields(previous, current) == [
+        ("b.c", [1, 2], [1, 3]),
+        ("b.d", "x", "(absent)"),
+        ("b.e", "(absent)", 0),
+    ]
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("seed", 1),
+        ("annotation_batch_size", 24),
+        ("bootstrap_batch_size", 12),
+        ("data.name", "objects"),
+        ("data.source_kwargs", {"canvas_size": 96}),
+    ],
+)
+def test_every_data_order_field_is_refused_without_the_permission(tmp_path, field, value):
+    config = default.get_config("smoke")
+    (tmp_path / "config.json").write_text(json.dumps(config.to_dict(), default=str))
+    node, name = config, field
+    while "." in name:
+        head, name = name.split(".", 1)
+        node = node[head]
+    with config.unlocked():
+        node[name] = value
+    with pytest.raises(DataOrderChangeError, match=field):
+        check_resume(config, str(tmp_path), 6)
+    with config.unlocked():
+        config.checkpoint.allow_data_order_change = True
+    assert [change[0] for change in check_resume(config, str(tmp_path), 6)][0].startswith(field)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("trained")
+    run_main(workdir, check=True)
+    return workdir
+
+
+def test_a_resume_with_a_changed_learning_rate_keeps_the_previous_config(trained, tmp_path):
+    workdir = copy_workdir(trained, tmp_path)
+    previous = (workdir / "config.json").read_text()
+    result = run_main(
+        workdir, "--config.total_steps=8", "--config.optimizer.learning_rate=0.0005", check=True
+    )
+    assert "Resumed from step 6" in result.stderr
+    kept = workdir / "config.6.json"
+    assert kept.read_text() == previous
+    assert "optimizer.learning_rate: 0.001 -> 0.0005" in result.stderr, result.stderr[-2000:]
+    assert "total_steps: 6 -> 8" in result.stderr
+    assert json.loads((workdir / "config.json").read_text())["optimizer"]["learning_rate"] == 5e-4
+    assert max(logged(workdir)) == 8
+
+
+def test_a_resume_with_another_batch_size_is_refused_and_changes_nothing(trained, tmp_path):
+    workdir = copy_workdir(trained, tmp_path)
+    previous = (workdir / "config.json").read_text()
+    metrics = (workdir / "metrics.jsonl").read_text()
+    result = run_main(workdir, "--config.total_steps=8", "--config.annotation_batch_size=8")
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: DataOrderChangeError: resuming"), result.stderr[-2000:]
+    assert "annotation_batch_size 16 -> 8" in last and "allow_data_order_change" in last
+    assert (workdir / "config.json").read_text() == previous
+    assert (workdir / "metrics.jsonl").read_text() == metrics
+    assert not os.path.exists(workdir / "config.6.json")
+
+    # The permission, given on the command line, resumes with the new batch size.
+    result = run_main(
+        workdir,
+        "--config.total_steps=8",
+        "--config.annotation_batch_size=8",
+        "--config.checkpoint.allow_data_order_change=True",
+        check=True,
+    )
+    assert "Resumed from step 6" in result.stderr
+    assert (workdir / "config.6.json").read_text() == previous
+    assert json.loads((workdir / "config.json").read_text())["annotation_batch_size"] == 8
+
+
+def test_smoke_is_what_the_tests_above_assume():
+    config = default.get_config(SMOKE.split(":")[1])
+    assert (config.total_steps, config.annotation_batch_size) == (6, 16)
+    assert config.optimizer.learning_rate == 1e-3
