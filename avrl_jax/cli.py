@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 from absl import app, flags
 
-from avrl_jax import paths
+from avrl_jax import console, paths
 from avrl_jax.errors import UserError
 from avrl_jax.stop_signals import StoppedBySignal
 
@@ -118,11 +118,13 @@ def run(main: Callable[[list[str]], None]) -> None:
         try:
             main(argv)
         except StoppedBySignal as stopped:
+            console.final_message_follows()
             print(f"{stopped}", file=sys.stderr)
             _exit_within(EXIT_GRACE_SECONDS, 0)
             sys.exit(0)
         except USER_ERRORS as error:
             _log_traceback_to_file(error)
+            console.final_message_follows()
             _exit_within(EXIT_GRACE_SECONDS, 1)
             sys.exit(f"error: {type(error).__name__}: {error}")
         except BaseException:

@@ -67,9 +67,12 @@ def _quiet_unraisablehook(unraisable, _default=sys.unraisablehook):
 class LogFileHandler(std_logging.FileHandler):
     """The log file, which a full disk (or a file-size limit) must not turn into a console
     flood: the first failed write says so in one line on stderr and the file takes no more
-    lines (the standard handler prints a traceback for every record it cannot write)."""
+    lines (the standard handler prints a traceback for every record it cannot write). Once
+    the program's final message is on its way (`final_message_follows`), a failure is silent:
+    library threads still logging at exit must not print a line after it."""
 
     failed = False
+    silent = False  # class-wide: set once, for every log file of the process
 
     def emit(self, record: std_logging.LogRecord) -> None:
         if not self.failed:
@@ -81,10 +84,19 @@ class LogFileHandler(std_logging.FileHandler):
             super().handleError(record)
             return
         self.failed = True
+        if LogFileHandler.silent:
+            return
         sys.stderr.write(
             f"warning: the log file {self.baseFilename} could not be written "
             f"({error.strerror or error}); it takes no more lines in this run\n"
         )
+
+
+def final_message_follows() -> None:
+    """The program is about to print its last line (its error, or why it stopped): a log file
+    that fails from now on takes no more lines without saying so, so that line stays the last
+    one on the console."""
+    LogFileHandler.silent = True
 
 
 def log_file(workdir: str, program: str, process_index: int = 0) -> str:

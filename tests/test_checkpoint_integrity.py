@@ -153,9 +153,9 @@ def with_file_size_limit(command: list[str], limit_kib: int = 200) -> list[str]:
 def test_a_failed_save_stops_the_run_before_the_next_save_with_one_line(tmp_path):
     command = main_command(
         tmp_path,
-        "--config.total_steps=60",
+        "--config.total_steps=120",
         "--config.log_every=1",
-        "--config.checkpoint.every_steps=20",
+        "--config.checkpoint.every_steps=40",
         "--config.fewshot_eval.every_steps=0",
     )
     result = subprocess.run(
@@ -163,11 +163,12 @@ def test_a_failed_save_stops_the_run_before_the_next_save_with_one_line(tmp_path
     )
     assert result.returncode == 1, result.stderr[-3000:]
     expected = (
-        f"error: CheckpointWriteError: checkpoint 20 could not be written to "
+        f"error: CheckpointWriteError: checkpoint 40 could not be written to "
         f"{checkpoint_dir(str(tmp_path))}: File too large"
     )
     assert result.stderr.strip().splitlines()[-1] == expected, result.stderr[-3000:]
-    assert 20 <= max(logged(tmp_path)) < 40  # reported when it happened, not at the next save
+    # Reported when it happened, not at the next save (40 steps leave a slow machine time).
+    assert 40 <= max(logged(tmp_path)) < 80
     # Orbax's and asyncio's tracebacks stay in the log file, off the console.
     assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) < 80
 
