@@ -14,6 +14,34 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE = "configs/default.py:smoke"
 
 
+# Order ------------------------------------------------------------------------------------
+
+# The slowest test files (minutes each: whole training runs in subprocesses), slowest first.
+# They run first, so that on the README's two workers (-n 2 --dist loadfile: a file per
+# worker) neither worker is left alone with one of them at the end.
+SLOW_FILES_FIRST = (
+    "test_checkpointing.py",
+    "test_study.py",
+    "test_checkpoint_integrity.py",
+    "test_multihost.py",
+    "test_bootstrap_step.py",
+    "test_value_search.py",
+    "test_main.py",
+    "test_config_history.py",
+    "test_probes.py",
+    "test_bucket_workdir.py",
+    "test_train_step.py",
+    "test_workdir_lock.py",
+    "test_export.py",
+    "test_metrics_writer.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(SLOW_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order in a file
+
+
 # Subprocesses ------------------------------------------------------------------------------
 
 
