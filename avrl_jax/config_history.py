@@ -36,6 +36,37 @@ class DataOrderChangeError(UserError):
     """A resume with a config that reads the data in another order or other data."""
 
 
+class WorkerCountChangeError(UserError):
+    """A resume with another Grain worker count than the checkpoint's data position was saved
+    with (Grain's iterator state is only valid for its own count)."""
+
+
+def resolve_worker_counts(config, workdir: str, *, resumes: bool) -> None:
+    """Sets each stream's `worker_count` of -1 (sized to the host) to a count, in place, before
+    the streams are built: a run that `resumes` keeps the count of the run it continues (its
+    config.json; the checkpoint's data position is only valid for that count), a new run takes
+    `pipeline.host_worker_count()`. A resume with an explicit other count is refused."""
+    from avrl_jax.data import pipeline  # grain: only where streams are built
+
+    path = paths.join(workdir, CONFIG_FILE)
+    previous = json.loads(paths.read_text(path)) if resumes and paths.exists(path) else {}
+    for section in ("data", "annotation_data"):
+        field = f"{section}.worker_count"
+        requested = config[section].worker_count
+        kept = previous.get(section, {}).get("worker_count")
+        if kept is None or kept == pipeline.AUTO_WORKERS:
+            kept = None  # a new run (or a config.json written before counts were kept)
+        if requested == pipeline.AUTO_WORKERS:
+            config[section].worker_count = pipeline.host_worker_count() if kept is None else kept
+        elif kept is not None and requested != kept:
+            raise WorkerCountChangeError(
+                f"resuming {workdir} with {field}={requested}: its checkpoints hold a data "
+                f"position saved with {kept} Grain workers, which only {kept} can restore. "
+                f"Resume with --config.{field}={kept} (or -1, the run's own count), or start a "
+                "new workdir. config.json and the checkpoints are as they were."
+            )
+
+
 def as_json(config) -> dict:
     """The config as config.json holds it (tuples as lists, other values as strings)."""
     return json.loads(json.dumps(config.to_dict(), default=str))

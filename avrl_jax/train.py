@@ -14,7 +14,7 @@ from clu import parameter_overview
 from flax import nnx
 
 from avrl_jax import config_history, paths, sharding, stop_signals, workdir_check, workdir_lock
-from avrl_jax.checkpointing import Checkpointer, checkpoint_dir
+from avrl_jax.checkpointing import Checkpointer, checkpoint_dir, saved_steps
 from avrl_jax.config_validation import validate_config
 from avrl_jax.data import pipeline
 from avrl_jax.data.bad_records import BadRecordMonitor
@@ -179,6 +179,8 @@ def _train(config, workdir: str, mesh, is_main: bool, stop: stop_signals.StopSig
     Between start-up stages, a signal received stops it (nothing trained, nothing saved)."""
     stop.check_startup()
     # --- Input pipeline ---------------------------------------------------------------------
+    # worker_count -1: sized to the host, or the resumed run's count (its data position's).
+    config_history.resolve_worker_counts(config, workdir, resumes=bool(saved_steps(workdir)))
     iterators = {name: iter(ds) for name, ds in make_streams(config).items()}
     # Undecodable records are replaced and counted per stream; too many stop the run.
     monitors = {

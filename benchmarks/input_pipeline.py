@@ -25,7 +25,9 @@ import train_step  # noqa: E402  (the trainer's benchmark; defines --config and 
 from avrl_jax.data import pipeline  # noqa: E402
 
 _BATCHES = flags.DEFINE_integer("batches", 20, "Timed batches per source (after 2 warm-up).")
-_WORKERS = flags.DEFINE_integer("worker_count", -1, "Grain workers; -1: config.data's.")
+_WORKERS = flags.DEFINE_integer(
+    "worker_count", None, "Grain workers (-1: sized to this host); default: config.data's."
+)
 _NUM_IMAGES = flags.DEFINE_integer("num_images", 512, "Images in each generated data set.")
 _SOURCES = flags.DEFINE_list(
     "sources",
@@ -128,7 +130,7 @@ def main(argv):
     batch = config.annotation_batch_size + (
         config.bootstrap_batch_size if config.objective.ab_weight > 0 else 0
     )
-    workers = config.data.worker_count if _WORKERS.value < 0 else _WORKERS.value
+    workers = config.data.worker_count if _WORKERS.value is None else _WORKERS.value
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
     results = {}
     with tempfile.TemporaryDirectory() as root:

@@ -103,7 +103,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     c.data.name = "array_record"
     c.data.source_kwargs = dict(path="/data/cc12m/arrayrecord", canvas_size=256)
-    c.data.worker_count = 16
+    c.data.worker_count = -1  # sized to the host: half its CPUs, at most 16 (none on <= 4)
 
     c.env.view_size = 224
     c.env.scale = (0.05, 1.0)  # unlabeled data: RRC(0.05, 1.0) only

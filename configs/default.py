@@ -59,14 +59,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         background_contrast=1.0,
         max_overlap=1.0,
     )
-    c.data.worker_count = 0
+    # Grain worker processes; -1: sized to the host (none on <= 4 CPUs), then kept on resume.
+    c.data.worker_count = -1
     c.data.max_bad_fraction = 0.01  # undecodable records tolerated before the run stops
 
     # The annotation batch's own data set (e.g. a curated labelled set); "" = same as `data`.
     c.annotation_data = ml_collections.ConfigDict()
     c.annotation_data.name = ""
     c.annotation_data.source_kwargs = {}
-    c.annotation_data.worker_count = 0
+    c.annotation_data.worker_count = -1
     c.annotation_data.max_bad_fraction = 0.01
 
     c.env = ml_collections.ConfigDict()

@@ -7,7 +7,14 @@ import os
 import pytest
 from conftest import SMOKE, copy_workdir, logged, run_main
 
-from avrl_jax.config_history import DataOrderChangeError, changed_fields, check_resume
+from avrl_jax.config_history import (
+    DataOrderChangeError,
+    WorkerCountChangeError,
+    changed_fields,
+    check_resume,
+    resolve_worker_counts,
+)
+from avrl_jax.data import pipeline
 from configs import default
 
 
@@ -99,3 +106,47 @@ def test_smoke_is_what_the_tests_above_assume():
     config = default.get_config(SMOKE.split(":")[1])
     assert (config.total_steps, config.annotation_batch_size) == (6, 16)
     assert config.optimizer.learning_rate == 1e-3
+
+
+def test_worker_count_minus_one_is_the_hosts_for_a_new_run_and_the_runs_own_on_resume(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(pipeline, "host_worker_count", lambda: 3)
+    config = default.get_config("smoke")
+    assert config.data.worker_count == config.annotation_data.worker_count == -1
+    resolve_worker_counts(config, str(tmp_path), resumes=False)  # a new run
+    assert config.data.worker_count == config.annotation_data.worker_count == 3
+
+    written = default.get_config("smoke")
+    with written.unlocked():
+        written.data.worker_count, written.annotation_data.worker_count = 5, -1
+    (tmp_path / "config.json").write_text(json.dumps(written.to_dict(), default=str))
+    config = default.get_config("smoke")
+    resolve_worker_counts(config, str(tmp_path), resumes=True)
+    assert (config.data.worker_count, config.annotation_data.worker_count) == (5, 3)
+    config = default.get_config("smoke")
+    config.data.worker_count = 5  # the same count, explicit: resumes
+    resolve_worker_counts(config, str(tmp_path), resumes=True)
+    config.data.worker_count = 2
+    with pytest.raises(WorkerCountChangeError, match=r"data.worker_count=2: .* saved with 5 "):
+        resolve_worker_counts(config, str(tmp_path), resumes=True)
+    resolve_worker_counts(config, str(tmp_path), resumes=False)  # no checkpoint: a new run
+    assert config.data.worker_count == 2
+
+
+def test_a_resume_with_another_worker_count_is_refused_and_changes_nothing(trained, tmp_path):
+    """Grain's iterator state is only valid for its own worker count: restoring the data
+    position with another one would fail inside Grain, so the resume is refused first."""
+    workdir = copy_workdir(trained, tmp_path)
+    previous = (workdir / "config.json").read_text()
+    kept = json.loads(previous)["data"]["worker_count"]
+    assert kept == pipeline.host_worker_count()  # -1 was resolved and written
+    other = kept + 1
+    result = run_main(workdir, "--config.total_steps=8", f"--config.data.worker_count={other}")
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        f"error: WorkerCountChangeError: resuming {workdir} with data.worker_count={other}"
+    ), result.stderr[-2000:]
+    assert f"--config.data.worker_count={kept}" in last and "Traceback" not in result.stderr
+    assert (workdir / "config.json").read_text() == previous

@@ -147,6 +147,21 @@ def test_workers_resume_and_match_in_process_stream():
         assert_batches_equal(got, want)
 
 
+def test_worker_count_minus_one_is_sized_to_the_host():
+    assert [pipeline.host_worker_count(n) for n in (1, 2, 4, 8, 12, 64, 240)] == [
+        *(0, 0, 0, 4, 6),
+        *(pipeline.MAX_AUTO_WORKERS,) * 2,
+    ]
+    assert pipeline.host_worker_count() >= 0
+    src = IdSource(8)
+    auto = take(pipeline.make_dataset(src, global_batch_size=4, seed=0, worker_count=-1), 2)
+    plain = take(pipeline.make_dataset(src, global_batch_size=4, seed=0), 2)
+    for got, want in zip(auto, plain, strict=True):
+        assert_batches_equal(got, want)
+    with pytest.raises(ValueError, match=r"worker_count must be >= 0 \(or -1: sized to the host"):
+        pipeline.make_dataset(src, global_batch_size=4, seed=0, worker_count=-2)
+
+
 def test_errors():
     with pytest.raises(ValueError, match=r"unknown source 'imagenet'.*'objects', 'scenes'"):
         pipeline.make_source("imagenet", "train")

@@ -17,6 +17,7 @@ shards), `video` (frames sampled at a rate) and `array_record` (the output of
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -181,7 +182,8 @@ def make_dataset(
       shuffle: shuffle each epoch (a different permutation per epoch).
       num_epochs: None repeats forever; otherwise the stream ends after the last full global
         batch of num_epochs epochs.
-      worker_count: Grain worker processes (0: decode in this process's threads).
+      worker_count: Grain worker processes (0: decode in this process's threads; AUTO_WORKERS,
+        -1: `host_worker_count()`). The iterator's state is only valid for the same count.
       fields: keys to keep (`image` and `index` always kept, and OPTIONAL_KEPT_FIELDS when the
         source has them); None keeps all.
       read_options: per-process read threads and prefetch (default: the source's
@@ -205,8 +207,12 @@ def make_dataset(
         )
     if not 0 <= process_index < process_count:
         raise ValueError(f"process_index ({process_index}) must be in [0, {process_count})")
+    if worker_count == AUTO_WORKERS:
+        worker_count = host_worker_count()
     if worker_count < 0:
-        raise ValueError(f"worker_count must be >= 0, got {worker_count}")
+        raise ValueError(
+            f"worker_count must be >= 0 (or {AUTO_WORKERS}: sized to the host), got {worker_count}"
+        )
     if len(source) == 0:
         raise ValueError(f"source {source!r} is empty")
 
@@ -228,6 +234,21 @@ def make_dataset(
             )
         )
     return out
+
+
+AUTO_WORKERS = -1
+MAX_AUTO_WORKERS = 16
+
+
+def host_worker_count(cpus: int | None = None) -> int:
+    """The Grain worker processes `worker_count=-1` means on a host with `cpus` CPUs (default:
+    the CPUs this process may run on): none on up to 4 (a worker's start-up and transfers cost
+    more than it decodes there; the read threads decode in this process), else half of them,
+    at most MAX_AUTO_WORKERS (the other half runs the training process and XLA's threads)."""
+    if cpus is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpus = cpus or 1
+    return 0 if cpus <= 4 else min(MAX_AUTO_WORKERS, cpus // 2)
 
 
 def ensure_absl_flags_parsed() -> None:
