@@ -77,41 +77,23 @@ def synthetic(num, rng, lists=False):
     return tokens, labels
 
 
+# The probe's head for the synthetic tasks: small, and trained fast.
+SMALL_HEAD = dict(width=32, depth=2, num_heads=2, learning_rate=3e-3, batch_size=128)
+
+
 @pytest.mark.parametrize("lists", [False, True])
 def test_the_probe_learns_a_synthetic_task(lists):
     rng = np.random.default_rng(0)
     train_x, train_y = synthetic(1024, rng, lists)
     test_x, test_y = synthetic(256, rng, lists)
-    metrics = dp.decoder_probe(
-        train_x,
-        train_y,
-        test_x,
-        test_y,
-        NAMES,
-        width=32,
-        depth=2,
-        num_heads=2,
-        learning_rate=3e-3,
-        steps=400,
-        warmup_steps=20,
-        batch_size=128,
-    )
+    test = (test_x, test_y, NAMES)
+    metrics = dp.decoder_probe(train_x, train_y, *test, steps=400, warmup_steps=20, **SMALL_HEAD)
     assert metrics["accuracy"] >= 0.95, metrics
     assert metrics["token_accuracy"] >= 0.97, metrics
     # Against labels the tokens do not encode, it cannot: the metric is not a constant.
+    shuffled_y = rng.permutation(train_y)
     shuffled = dp.decoder_probe(
-        train_x,
-        rng.permutation(train_y),
-        test_x,
-        test_y,
-        NAMES,
-        width=32,
-        depth=2,
-        num_heads=2,
-        learning_rate=3e-3,
-        steps=100,
-        warmup_steps=10,
-        batch_size=128,
+        train_x, shuffled_y, *test, steps=100, warmup_steps=10, **SMALL_HEAD
     )
     assert shuffled["accuracy"] < 0.6, shuffled
 
