@@ -5,6 +5,13 @@ Prints per-device memory and FLOPs, so a config can be checked before booking a 
   python -m avrl_jax.preflight --config configs/ab_vit_s16_cc12m.py:ab_clip --devices 64 \
       --config.mesh.data=16 --config.mesh.fsdp=4
 
+With `--target KIND` (e.g. `v4`, `v5p`, `h100`: avrl_jax/accelerators.py) it also projects the
+config's whole run: XLA's FLOPs per step (summed over the devices) x `total_steps`, on
+`--chips` chips (default: --devices) of that kind at `--mfu` of their published bfloat16 peak:
+
+  python -m avrl_jax.preflight --config configs/ab_vit_s16_cc12m.py:ab_dino --devices 8 \
+      --target h100 --mfu 0.4
+
 Nothing is allocated: the model, optimizer state and batch are abstract (shapes, dtypes and
 shardings); XLA compiles for `--devices` host-platform devices. Per-device figures are those
 XLA reports for the CPU backend: use them to compare configs and spot what does not fit, not
@@ -20,6 +27,10 @@ from avrl_jax import cli
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file.")
 _DEVICES = flags.DEFINE_integer("devices", 8, "Simulated devices of the mesh.")
+_TARGET = flags.DEFINE_string("target", None, "Accelerator kind to project the run on (v4, h100).")
+_CHIPS = flags.DEFINE_integer("chips", None, "Chips of the projection (default: --devices).")
+_MFU = flags.DEFINE_float("mfu", 0.4, "Model FLOPs utilisation assumed by the projection.")
+_PEAK = flags.DEFINE_float("peak_tflops", None, "Peak TFLOP/s per chip, for a kind not listed.")
 flags.mark_flags_as_required(["config"])
 
 GIB = 2**30
@@ -105,6 +116,27 @@ def main(argv):
     print(
         f"per device memory: arguments {report['argument_gib']:.4g} GiB, outputs "
         f"{report['output_gib']:.4g} GiB, temporaries {report['temp_gib']:.4g} GiB"
+    )
+    if _TARGET.value or _PEAK.value:
+        print(projection_line(_CONFIG.value, report["flops_per_device"] * _DEVICES.value))
+
+
+def projection_line(config, flops_per_step: float) -> str:
+    """The whole run's projected wall time and chip-hours (see the module)."""
+    from avrl_jax import accelerators
+
+    if _PEAK.value:
+        name, peak = _TARGET.value or "chip", _PEAK.value * accelerators.TERA
+    else:
+        accelerator = accelerators.find(_TARGET.value)
+        name, peak = accelerator.name, accelerator.bf16_peak
+    chips = _CHIPS.value or _DEVICES.value
+    run = accelerators.project_run(flops_per_step, config.total_steps, chips, peak, _MFU.value)
+    return (
+        f"projected run: {config.total_steps:,} steps x {flops_per_step / 1e12:.4g} TFLOP = "
+        f"{run.total_flops / 1e18:.4g} EFLOP; on {chips} x {name} ({peak / 1e12:.0f} TFLOP/s "
+        f"bf16 each) at {_MFU.value:.0%} MFU: {run.seconds / 3600:.3g} h, "
+        f"{run.chip_hours:,.0f} chip-hours"
     )
 
 

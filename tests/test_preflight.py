@@ -3,6 +3,7 @@
 import os
 import re
 
+import pytest
 from conftest import SMOKE, module_command, run_command
 
 
@@ -18,7 +19,7 @@ def numbers(pattern: str, text: str) -> list[float]:
 
 
 def test_preflight_reports_per_device_memory_and_flops_and_fsdp_saves_memory():
-    dp = preflight("--devices=8")
+    dp = preflight("--devices=8", "--target=v4", "--chips=4", "--mfu=0.5")
     fsdp = preflight(
         "--devices=8",
         "--config.mesh.fsdp=8",
@@ -31,6 +32,15 @@ def test_preflight_reports_per_device_memory_and_flops_and_fsdp_saves_memory():
     assert "mesh {'data': 1, 'fsdp': 8}" in fsdp.stdout
     (flops,) = numbers(r"per device: ([\d.e+-]+) GFLOP", dp.stdout)
     assert flops > 0
+    # The whole run (smoke: 6 steps) of the 8 devices' FLOPs on 4 TPU v4 chips at 50% MFU.
+    steps, tflop, eflop, hours = numbers(
+        r"projected run: (\d+) steps x ([\d.e+-]+) TFLOP = ([\d.e+-]+) EFLOP; on 4 x TPU v4 "
+        r"\(275 TFLOP/s bf16 each\) at 50% MFU: ([\d.e+-]+) h",
+        dp.stdout,
+    )
+    assert steps == 6 and tflop == pytest.approx(8 * flops / 1e3, rel=2e-3)
+    assert eflop == pytest.approx(6 * tflop / 1e6, rel=2e-3)
+    assert hours == pytest.approx(6 * tflop * 1e12 / (4 * 275e12 * 0.5) / 3600, rel=1e-2)
     (dp_args,) = numbers(r"arguments ([\d.e+-]+) GiB", dp.stdout)
     (fsdp_args,) = numbers(r"arguments ([\d.e+-]+) GiB", fsdp.stdout)
     # The state is most of the arguments: sharding it 8 ways shrinks what each device holds.
