@@ -13,9 +13,17 @@ On a GPU or TPU, `--device` runs the encoder in bfloat16 and reports model FLOPs
 by jax's device kind; `--peak_tflops` for one not listed), beside the measured matmul peak:
 
   python benchmarks/train_step.py --config configs/ab_vit_s16_cc12m.py:ab_dino,scenes --device
+
+`--sweep NAME=V1,V2,...` (repeatable; batch, views, resolution) varies one size at a time from
+the config's and writes a table and a plot of step time and efficiency against each (OUT/sweep.md,
+OUT/sweep.png), so that cost growth is visible:
+
+  .venv/bin/python benchmarks/train_step.py --config configs/default.py \
+      --sweep batch=8,16,32 --sweep views=2,4,8 --sweep resolution=16,32,64 --out /tmp/sweep
 """
 
 import os
+import resource
 import sys
 import time
 
@@ -38,6 +46,10 @@ _DEVICE = flags.DEFINE_boolean(
     "device", False, "On a GPU/TPU: bfloat16 encoder, MFU against the published peak."
 )
 _PEAK = flags.DEFINE_float("peak_tflops", None, "With --device: peak TFLOP/s per device.")
+_SWEEP = flags.DEFINE_multi_string(
+    "sweep", None, "NAME=V1,V2,...: batch, views (per bootstrap image) or resolution (px)."
+)
+_OUT = flags.DEFINE_string("out", "benchmarks/results", "Where --sweep writes sweep.md/.png.")
 
 
 def best_seconds(fn, repeats: int) -> float:
@@ -65,12 +77,19 @@ def matmul_peak(size: int, dtype=jnp.float32) -> float:
     return 4 * 2 * size**3 / seconds
 
 
+def peak_rss_gib() -> float:
+    """The process's resident-set high-water mark so far (Linux: ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
 def measure_step(config, steps: int) -> dict[str, float]:
     mesh = sharding.make_mesh(config.mesh)
     trainer = build_trainer(config, mesh)
     iterators = {name: iter(ds) for name, ds in make_streams(config).items()}
     batch = sharding.global_batch({k: next(it) for k, it in iterators.items()}, mesh)
+    start = time.perf_counter()
     compiled = trainer.update.lower(trainer.state, batch).compile()
+    compile_s = time.perf_counter() - start
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
     flops = float(cost["flops"])
@@ -96,7 +115,105 @@ def measure_step(config, steps: int) -> dict[str, float]:
         "views_per_sec": views / seconds,
         "gflop_per_step": flops / 1e9,
         "gflop_per_sec": flops / seconds / 1e9,
+        "compile_s": compile_s,
+        "peak_rss_gib": peak_rss_gib(),
     }
+
+
+def measure_pair(config, steps: int) -> dict[str, dict[str, float]]:
+    """The base-only step, then the AB step, of `config` (base-only first: the process's RSS
+    high-water mark after it is its own)."""
+    base_config = config.copy_and_resolve_references()
+    base_config.objective.ab_weight = 0.0
+    base = measure_step(base_config, steps)
+    return {"AB step": measure_step(config, steps), "base-only step": base}
+
+
+# --sweep NAME=V1,V2,...: the field(s) each value sets.
+def set_batch(config, value: int) -> None:
+    """The annotation batch, the bootstrap batch kept in the config's ratio to it."""
+    ratio = config.bootstrap_batch_size / config.annotation_batch_size
+    config.annotation_batch_size = value
+    config.bootstrap_batch_size = max(1, round(value * ratio))
+
+
+def set_views(config, value: int) -> None:
+    """Views per bootstrap image (the AB step's episode length; the base step's crops stay)."""
+    config.env.num_views = value
+
+
+def set_resolution(config, value: int) -> None:
+    config.env.view_size = value
+
+
+SWEEPS = {"batch": set_batch, "views": set_views, "resolution": set_resolution}
+# What a step's time is divided by to compare values (1.00 in the table: linear in it).
+UNITS = {"batch": lambda v: v, "views": lambda v: v, "resolution": lambda v: v * v}
+
+
+def parse_sweeps(specs: list[str]) -> list[tuple[str, list[int]]]:
+    out = []
+    for spec in specs:
+        name, _, values = spec.partition("=")
+        if name not in SWEEPS or not values:
+            sys.exit(f"error: --sweep {spec!r}: want NAME=V1,V2,... with NAME in {list(SWEEPS)}")
+        out.append((name, [int(v) for v in values.split(",")]))
+    return out
+
+
+def run_sweeps(config, sweeps, steps: int, peak: float, out_dir: str) -> None:
+    """Each dimension alone, from the config's values: sweep.md (a table per dimension, with
+    the step time per unit (image, view, pixel) relative to the first value: 1.00 = linear in
+    it) and sweep.png (step time and fraction of peak against each)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    os.makedirs(out_dir, exist_ok=True)
+    lines = [f"# Step time sweeps: {_CONFIG.value.objective.base}, {jax.devices()[0].device_kind}"]
+    figure, axes = plt.subplots(len(sweeps), 2, figsize=(10, 3.2 * len(sweeps)), squeeze=False)
+    for row, (name, values) in enumerate(sweeps):
+        rows = []
+        for value in values:
+            swept = config.copy_and_resolve_references()
+            SWEEPS[name](swept, value)
+            rows.append((value, measure_pair(swept, steps)))
+            print(f"sweep {name}={value}: done", flush=True)
+        lines += ["", f"## {name}", ""]
+        lines.append(
+            "| " + name + " | AB ms | base ms | AB ms/unit (rel.) | base ms/unit (rel.) "
+            "| AB of peak | base of peak | AB compile s | peak RSS GiB |"
+        )
+        lines.append("|" + "---|" * 9)
+        first = rows[0]
+        for value, r in rows:
+            ab, base = r["AB step"], r["base-only step"]
+            unit = UNITS[name]
+            rel = [
+                (r[k]["step_ms"] / unit(value)) / (first[1][k]["step_ms"] / unit(first[0]))
+                for k in ("AB step", "base-only step")
+            ]
+            lines.append(
+                f"| {value} | {ab['step_ms']:.1f} | {base['step_ms']:.1f} | {rel[0]:.2f} "
+                f"| {rel[1]:.2f} | {ab['gflop_per_sec'] * 1e9 / peak:.1%} "
+                f"| {base['gflop_per_sec'] * 1e9 / peak:.1%} | {ab['compile_s']:.1f} "
+                f"| {ab['peak_rss_gib']:.2f} |"
+            )
+        for key, label in (("AB step", "AB"), ("base-only step", "base only")):
+            xs = [v for v, _ in rows]
+            axes[row][0].plot(xs, [r[key]["step_ms"] for _, r in rows], "o-", label=label)
+            fraction = [r[key]["gflop_per_sec"] * 1e9 / peak for _, r in rows]
+            axes[row][1].plot(xs, fraction, "o-", label=label)
+        axes[row][0].set(xlabel=name, ylabel="step ms")
+        axes[row][1].set(xlabel=name, ylabel="fraction of matmul peak", ylim=(0, None))
+        axes[row][0].legend()
+    figure.tight_layout()
+    figure.savefig(os.path.join(out_dir, "sweep.png"), dpi=100)
+    with open(os.path.join(out_dir, "sweep.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"wrote {out_dir}/sweep.md and {out_dir}/sweep.png")
 
 
 def main(argv):
@@ -111,16 +228,14 @@ def main(argv):
         published = _PEAK.value * 1e12 if _PEAK.value else accelerators.find(kind).bf16_peak
     dtype = jnp.bfloat16 if _DEVICE.value else jnp.float32
     peak = matmul_peak(_MATMUL_SIZE.value, dtype)
-    base_config = config.copy_and_resolve_references()
-    base_config.objective.ab_weight = 0.0
-    results = {
-        "AB step": measure_step(config, _STEPS.value),
-        "base-only step": measure_step(base_config, _STEPS.value),
-    }
     print(f"devices: {jax.device_count()} x {kind}")
     print(f"{jnp.dtype(dtype).name} matmul peak ({_MATMUL_SIZE.value}^3): {peak / 1e9:.1f} GFLOP/s")
     if published:
         print(f"published bf16 peak: {published / 1e12:.0f} TFLOP/s per device (MFU against it)")
+    if _SWEEP.value:
+        run_sweeps(config, parse_sweeps(_SWEEP.value), _STEPS.value, peak, _OUT.value)
+        return
+    results = measure_pair(config, _STEPS.value)
     groups = make_objective(config).crop_groups()
     crops = " + ".join(f"{g.count} x {g.size}px" for g in groups)
     print(
@@ -131,6 +246,7 @@ def main(argv):
     )
     header = (
         f"{'step':<16}{'ms':>9}{'img/s':>9}{'views/s':>9}{'GFLOP':>9}{'GFLOP/s':>9}{'of peak':>9}"
+        f"{'compile s':>10}{'RSS GiB':>9}"
     )
     print(header + (f"{'MFU':>9}" if published else ""))
     for name, r in results.items():
@@ -138,11 +254,13 @@ def main(argv):
         line = (
             f"{name:<16}{r['step_ms']:>9.1f}{r['images_per_sec']:>9.1f}{r['views_per_sec']:>9.1f}"
             f"{r['gflop_per_step']:>9.2f}{r['gflop_per_sec']:>9.1f}"
-            f"{r['gflop_per_sec'] * 1e9 / peak:>9.1%}"
+            f"{r['gflop_per_sec'] * 1e9 / peak:>9.1%}{r['compile_s']:>10.1f}"
+            f"{r['peak_rss_gib']:>9.2f}"
         )
         if published:
             line += f"{accelerators.mfu(r['gflop_per_sec'] * 1e9, published):>9.1%}"
         print(line)
+    print("RSS: the process's high-water mark after each step was measured (base-only first).")
 
 
 if __name__ == "__main__":
