@@ -161,6 +161,24 @@ def parse_sweeps(specs: list[str]) -> list[tuple[str, list[int]]]:
     return out
 
 
+def relative_cost(name: str, value: int, results: dict, first_value: int, first: dict, key: str):
+    """`key`'s step time per unit of `name` at `value`, over the same at the first value (1.00:
+    linear). Views change only the AB step's bootstrap episodes: the AB step's cost per view is
+    what it adds to the base-only step, and the base-only step's is its plain time (1.00:
+    unchanged)."""
+    unit = UNITS[name]
+    if name == "views" and key == "base-only step":
+        unit = lambda v: 1  # noqa: E731
+
+    def cost(r):
+        ms = r[key]["step_ms"]
+        if name == "views" and key == "AB step":
+            ms -= r["base-only step"]["step_ms"]
+        return ms
+
+    return (cost(results) / unit(value)) / (cost(first) / unit(first_value))
+
+
 def run_sweeps(config, sweeps, steps: int, peak: float, out_dir: str) -> None:
     """Each dimension alone, from the config's values: sweep.md (a table per dimension, with
     the step time per unit (image, view, pixel) relative to the first value: 1.00 = linear in
@@ -189,10 +207,8 @@ def run_sweeps(config, sweeps, steps: int, peak: float, out_dir: str) -> None:
         first = rows[0]
         for value, r in rows:
             ab, base = r["AB step"], r["base-only step"]
-            unit = UNITS[name]
             rel = [
-                (r[k]["step_ms"] / unit(value)) / (first[1][k]["step_ms"] / unit(first[0]))
-                for k in ("AB step", "base-only step")
+                relative_cost(name, value, r, *first, key) for key in ("AB step", "base-only step")
             ]
             lines.append(
                 f"| {value} | {ab['step_ms']:.1f} | {base['step_ms']:.1f} | {rel[0]:.2f} "
