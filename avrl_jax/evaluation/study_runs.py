@@ -182,6 +182,12 @@ def config_difference(resolved: ml_collections.ConfigDict, workdir: str) -> list
         return []
     with open(path) as f:
         written = json.load(f)
+    # A worker count of -1 is resolved by the trainer (and written so); the run keeps its own.
+    resolved = resolved.copy_and_resolve_references()
+    try:
+        config_history.resolve_worker_counts(resolved, workdir, resumes=True)
+    except config_history.WorkerCountChangeError:
+        pass  # an explicit other count: named below as a difference
     return [
         f"{name}: {run!r} (run) vs {study!r} (study)"
         for name, run, study in config_history.changed_fields(
