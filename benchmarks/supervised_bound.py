@@ -41,10 +41,8 @@ def task_option(text: str) -> tuple[str, object]:
 
 
 class Classifier(nnx.Module):
-    def __init__(self, stem: str, size: int, num_classes: int, rngs: nnx.Rngs):
-        self.encoder = ViT(
-            variant="Ti", patch_size=8, depth=4, image_size=size, stem=stem, rngs=rngs
-        )
+    def __init__(self, encoder: dict, size: int, num_classes: int, rngs: nnx.Rngs):
+        self.encoder = ViT(image_size=size, rngs=rngs, **encoder)
         self.head = nnx.Linear(self.encoder.width, num_classes, rngs=rngs)
 
     def __call__(self, images: jax.Array) -> jax.Array:
@@ -57,6 +55,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--learning_rate", type=float, default=1e-3)
     parser.add_argument("--stem", choices=("patch", "conv"), default="conv")
+    parser.add_argument("--pool", choices=("cls", "gap"), default="cls")
+    parser.add_argument("--patch_size", type=int, default=8)
+    parser.add_argument("--depth", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0, help="initialisation and batches")
     parser.add_argument("--num_train", type=int, default=5000)
     parser.add_argument("--num_test", type=int, default=1000)
@@ -70,7 +71,14 @@ def main() -> None:
     x_train, y_train = tasks.materialise(train_split)
     x_test, y_test = tasks.materialise(tasks.make_split(task, "test", 32))
 
-    model = Classifier(args.stem, 32, train_split.num_classes, nnx.Rngs(args.seed))
+    encoder = dict(
+        variant="Ti",
+        patch_size=args.patch_size,
+        depth=args.depth,
+        stem=args.stem,
+        pool=args.pool,
+    )
+    model = Classifier(encoder, 32, train_split.num_classes, nnx.Rngs(args.seed))
     schedule = warmup_cosine_adamw(args.learning_rate, 0.05, args.steps, args.steps // 20)
     optimizer = nnx.Optimizer(model, schedule, wrt=nnx.Param)
 
@@ -100,7 +108,8 @@ def main() -> None:
         json.dumps(
             {
                 "task": {k: v for k, v in task.items() if k not in ("name", "seed")},
-                "stem": args.stem,
+                "encoder": encoder,
+                "learning_rate": args.learning_rate,
                 "seed": args.seed,
                 "steps": args.steps,
                 "batch": args.batch,

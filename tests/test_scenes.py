@@ -264,3 +264,29 @@ def test_scene_options_are_checked():
         scenes.SceneSource("train", 10, background_contrast=1.5)
     with pytest.raises(ValueError, match="max_overlap"):
         scenes.SceneSource("train", 10, max_overlap=-0.1)
+
+
+def test_object_view_source_is_the_probes_box_view():
+    # Element i: one object of scene i, its box enlarged 1.25x and made square, at the canvas
+    # size: what the object_in_box probe renders (avrl_jax.env.render), label its class.
+    from avrl_jax.env.render import render
+
+    source = scenes.ObjectViewSource("train", 12, 64, 0, max_objects=3)
+    again = pickle.loads(pickle.dumps(source))
+    chosen = set()
+    for i in range(12):
+        item, scene = source[i], source.scenes[i]
+        assert item["image"].shape == (64, 64, 3) and item["image"].dtype == np.uint8
+        np.testing.assert_array_equal(again[i]["image"], item["image"])
+        errors = []
+        for k in range(int(scene["num_objects"])):
+            box = scenes.context_box(scene["boxes"][k], 1.25, True)
+            view = 255 * np.asarray(render(scene["image"], box, 64), np.float32)
+            errors.append(np.abs(view - item["image"].astype(np.float32)).mean())
+        k = int(np.argmin(errors))
+        assert errors[k] < 6, errors  # a crop of another place differs by tens of levels
+        assert item["label"] == scene["classes"][k]
+        chosen.add(k)
+    assert len(chosen) > 1  # not always the first object
+    with pytest.raises(ValueError, match="context must be >= 1"):
+        scenes.ObjectViewSource("train", 4, context=0.5)

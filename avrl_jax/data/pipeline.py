@@ -43,6 +43,7 @@ def _lazy(module: str, factory: str) -> Callable[..., Any]:
 SOURCES: dict[str, Callable[..., Any]] = {
     "scenes": scenes.SceneSource,
     "objects": scenes.ObjectSource,
+    "object_views": scenes.ObjectViewSource,
     "tfds": _lazy("avrl_jax.data.tfds_source", "tfds_source"),
     "image_folder": _lazy("avrl_jax.data.folder_source", "image_folder_source"),
     "caption_shards": _lazy("avrl_jax.data.shards_source", "caption_shards_source"),

@@ -702,3 +702,65 @@ class ObjectSource:
             "image": np.repeat(gray[..., None], 3, axis=-1),
             "label": np.int32(bank.classes[j]),
         }
+
+
+def context_box(box: np.ndarray, context: float, square: bool) -> np.ndarray:
+    """Enlarges boxes about their centres: f32[..., 4] (y0, x0, y1, x1) -> f32[..., 4].
+
+    Each side grows by the factor `context` (1.0 = the tight box). With `square`, both sides
+    become `context * max(height, width)`, so the view keeps the object's aspect ratio instead
+    of stretching it to the square view. The result may leave [0, 1]: renderers repeat the
+    image's edge pixels there.
+    """
+    box = np.asarray(box, np.float32)
+    centre = (box[..., :2] + box[..., 2:]) / 2
+    size = box[..., 2:] - box[..., :2]
+    if square:
+        size = np.repeat(size.max(axis=-1, keepdims=True), 2, axis=-1)
+    half = size * (context / 2)
+    return np.concatenate([centre - half, centre + half], axis=-1).astype(np.float32)
+
+
+class ObjectViewSource:
+    """Object-centric images cut from the scenes (an ImageNet-like curated set of the scenes).
+
+    Element i is the view of one object of scene i (of `SceneSource(split, num_scenes,
+    canvas_size, seed, **scene_options)`): its box enlarged by `context` and made square, as the
+    object_in_box probe shows it, resized to `canvas_size` (edge pixels repeated outside the
+    scene, as the renderer does). The object is drawn uniformly from the scene's objects with
+    `np.random.default_rng([seed, split_id, i, 1])`, the same in every process.
+
+    Element: image uint8 [S, S, 3]; label int32 [] (index into OBJECT_CLASSES).
+    """
+
+    def __init__(
+        self,
+        split: str,
+        num_scenes: int,
+        canvas_size: int = 64,
+        seed: int = 0,
+        context: float = 1.25,
+        **scene_options,
+    ):
+        if not context >= 1:
+            raise ValueError(f"context must be >= 1 (1: the tight box), got {context!r}")
+        self.scenes = SceneSource(split, num_scenes, canvas_size, seed, **scene_options)
+        self.context = float(context)
+
+    def __len__(self) -> int:
+        return len(self.scenes)
+
+    def __repr__(self) -> str:
+        return f"ObjectViewSource({self.scenes!r}, context={self.context})"
+
+    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+        scene = self.scenes[i]
+        seed = [self.scenes.seed, self.scenes._split_id, int(i), 1]
+        k = int(np.random.default_rng(seed).integers(int(scene["num_objects"])))
+        s = self.scenes.canvas_size
+        y0, x0, y1, x1 = (context_box(scene["boxes"][k], self.context, True) * s).tolist()
+        pad = int(np.ceil(max(0.0, -y0, -x0, y1 - s, x1 - s))) + 1
+        padded = Image.fromarray(np.pad(scene["image"], ((pad, pad), (pad, pad), (0, 0)), "edge"))
+        box = (x0 + pad, y0 + pad, x1 + pad, y1 + pad)  # PIL: (left, upper, right, lower)
+        image = padded.resize((s, s), Image.Resampling.BILINEAR, box=box, reducing_gap=None)
+        return {"image": np.asarray(image), "label": np.int32(scene["classes"][k])}

@@ -87,21 +87,7 @@ class ProbeSplit:
 # Rendering helpers.
 
 
-def context_box(box: np.ndarray, context: float, square: bool) -> np.ndarray:
-    """Enlarges boxes about their centres: f32[..., 4] (y0, x0, y1, x1) -> f32[..., 4].
-
-    Each side grows by the factor `context` (1.0 = the tight box). With `square`, both sides
-    become `context * max(height, width)`, so the view keeps the object's aspect ratio instead
-    of stretching it to the square view. The result may leave [0, 1]: `render` repeats the
-    image's edge pixels there.
-    """
-    box = np.asarray(box, np.float32)
-    centre = (box[..., :2] + box[..., 2:]) / 2
-    size = box[..., 2:] - box[..., :2]
-    if square:
-        size = np.repeat(size.max(axis=-1, keepdims=True), 2, axis=-1)
-    half = size * (context / 2)
-    return np.concatenate([centre - half, centre + half], axis=-1).astype(np.float32)
+context_box = scenes.context_box  # the box view's geometry, shared with the data
 
 
 @functools.partial(jax.jit, static_argnums=2)
