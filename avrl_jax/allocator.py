@@ -5,8 +5,8 @@ threshold (128 KiB, adapting up to 32 MiB) by a fresh `mmap` and returns it with
 is freed, so every step faults its activations in again, page by page: at 224 px (ViT-S/16, 64
 crops) about 2.8 M page faults per step, with 30% of the process's CPU time spent in the kernel.
 `keep_pages()` tells glibc to serve every block from its heap (`M_MMAP_MAX` = 0) and never to
-give freed heap back (`M_TRIM_THRESHOLD` = 2^62), the same as starting the process with
-`MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647`. The pages of one step are then reused by the
+give freed heap back (`M_TRIM_THRESHOLD` = SIZE_MAX), the same as starting the process with
+`MALLOC_MMAP_MAX_=0` and a `MALLOC_TRIM_THRESHOLD_` larger than any heap. The pages of one step are then reused by the
 next; the process's resident size stays at its high-water mark instead of going up and down.
 
 The project's entry points call it (`avrl_jax.cli.run`, benchmarks/train_step.py), so no user
@@ -24,8 +24,11 @@ import platform
 # glibc's mallopt parameters (malloc.h).
 M_TRIM_THRESHOLD = -1
 M_MMAP_MAX = -4
-# mallopt takes an int: the largest one, so the heap's top is trimmed only past 2 GiB free.
-NEVER_TRIM = 2**31 - 1
+# mallopt takes an int and glibc stores it as a size_t: -1 is SIZE_MAX, so the heap's top is never
+# trimmed. (2**31 - 1, the largest positive int, still trims a free top above 2 GiB, and a 224-px
+# step frees several: measured, a 3 GiB block freed and taken again faulted all its 786k pages
+# in again with 2**31 - 1 and none with -1.)
+NEVER_TRIM = -1
 
 ENV_SWITCH = "AVRL_KEEP_PAGES"
 

@@ -15,32 +15,34 @@ pytestmark = pytest.mark.skipif(
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # With libc's malloc (as XLA:CPU allocates a step's temporaries): allocates, touches and
-# frees a 64 MiB block 10 times (above glibc's largest adaptive mmap threshold, 32 MiB) and
-# prints the minor page faults of the last 9 rounds. {setup} runs first.
+# frees a block of {size} bytes 1 + {rounds} times (64 MiB: above glibc's largest adaptive mmap
+# threshold, 32 MiB) and prints the minor page faults of the last {rounds}. {setup} runs first.
 FAULTS = """
 import ctypes, resource
 {setup}
 libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
 libc.free.argtypes = [ctypes.c_void_p]
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 def round_trip():
-    block = libc.malloc(64 << 20)
-    ctypes.memset(block, 1, 64 << 20)
+    block = libc.malloc({size})
+    assert block
+    ctypes.memset(block, 1, {size})
     libc.free(block)
 round_trip()
 before = faults()
-for _ in range(9):
+for _ in range({rounds}):
     round_trip()
 print(faults() - before)
 """
 PAGES_PER_BLOCK = (64 << 20) // 4096
 
 
-def faults_after(setup: str, env: dict | None = None) -> int:
+def faults_after(setup: str, env: dict | None = None, size: int = 64 << 20, rounds=9) -> int:
     out = subprocess.run(
-        [sys.executable, "-c", FAULTS.format(setup=setup)],
+        [sys.executable, "-c", FAULTS.format(setup=setup, size=size, rounds=rounds)],
         capture_output=True,
         text=True,
         check=True,
@@ -58,6 +60,14 @@ def test_glibc_default_faults_a_freed_block_in_again():
 def test_keep_pages_reuses_the_pages():
     setup = "from avrl_jax import allocator\nassert allocator.keep_pages(True)"
     assert faults_after(setup) < PAGES_PER_BLOCK // 4
+
+
+def test_a_free_heap_top_over_2_gib_is_kept_too():
+    # A 224-px step frees blocks of several GiB; mallopt's largest positive int (2 GiB) as the
+    # trim threshold would still give them back.
+    setup = "from avrl_jax import allocator\nassert allocator.keep_pages(True)"
+    size = (2 << 30) + (256 << 20)
+    assert faults_after(setup, size=size, rounds=1) < size // 4096 // 8
 
 
 def test_the_switch_turns_it_off():
