@@ -6,8 +6,9 @@ is freed, so every step faults its activations in again, page by page: at 224 px
 crops) about 2.8 M page faults per step, with 30% of the process's CPU time spent in the kernel.
 `keep_pages()` tells glibc to serve every block from its heap (`M_MMAP_MAX` = 0) and never to
 give freed heap back (`M_TRIM_THRESHOLD` = SIZE_MAX), the same as starting the process with
-`MALLOC_MMAP_MAX_=0` and a `MALLOC_TRIM_THRESHOLD_` larger than any heap. The pages of one step are then reused by the
-next; the process's resident size stays at its high-water mark instead of going up and down.
+`MALLOC_MMAP_MAX_=0` and a `MALLOC_TRIM_THRESHOLD_` larger than any heap. The pages of one
+step are then reused by the next; the process's resident size stays at its high-water mark
+instead of going up and down.
 
 The project's entry points call it (`avrl_jax.cli.run`, benchmarks/train_step.py), so no user
 sets anything. `AVRL_KEEP_PAGES=0` in the environment turns it off. On a C library other than
