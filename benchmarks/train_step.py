@@ -104,11 +104,13 @@ def measure_step(config, steps: int) -> dict[str, float]:
     state, metrics = compiled(state, batch)  # warm-up
     jax.block_until_ready(metrics)
     per_step = []
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(steps):
         start = time.perf_counter()
         state, metrics = compiled(state, batch)
         jax.block_until_ready(metrics)
         per_step.append(time.perf_counter() - start)
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / steps
     seconds = float(np.median(per_step))
     images = config.annotation_batch_size
     # Every crop the base objective renders counts (SimCLR 2, DINO 2 global + k local, ...).
@@ -124,6 +126,7 @@ def measure_step(config, steps: int) -> dict[str, float]:
         "gflop_per_sec": flops / seconds / 1e9,
         "compile_s": compile_s,
         "peak_rss_gib": peak_rss_gib(),
+        "page_faults_per_step": faults,
     }
 
 
@@ -288,7 +291,7 @@ def main(argv):
     width = max(16, *(len(name) + 2 for name in results))
     header = (
         f"{'step':<{width}}{'ms':>9}{'img/s':>9}{'views/s':>9}{'GFLOP':>9}{'GFLOP/s':>9}"
-        f"{'of peak':>9}{'compile s':>10}{'RSS GiB':>9}"
+        f"{'of peak':>9}{'compile s':>10}{'RSS GiB':>9}{'faults/step':>12}"
     )
     print(header + (f"{'MFU':>9}" if published else ""))
     for name, r in results.items():
@@ -297,7 +300,7 @@ def main(argv):
             f"{name:<{width}}{r['step_ms']:>9.1f}{r['images_per_sec']:>9.1f}{r['views_per_sec']:>9.1f}"
             f"{r['gflop_per_step']:>9.2f}{r['gflop_per_sec']:>9.1f}"
             f"{r['gflop_per_sec'] * 1e9 / peak:>9.1%}{r['compile_s']:>10.1f}"
-            f"{r['peak_rss_gib']:>9.2f}"
+            f"{r['peak_rss_gib']:>9.2f}{r['page_faults_per_step']:>12.0f}"
         )
         if published:
             line += f"{accelerators.mfu(r['gflop_per_sec'] * 1e9, published):>9.1%}"

@@ -208,9 +208,9 @@ def test_map_probe_reads_which_token_carries_the_signal():
 
 def test_context_box_geometry():
     box = np.array([0.2, 0.4, 0.4, 0.5], np.float32)  # 0.2 high, 0.1 wide
-    np.testing.assert_allclose(tasks.context_box(box, 1.0, False), box, atol=1e-7)
-    np.testing.assert_allclose(tasks.context_box(box, 1.5, False), [0.15, 0.375, 0.45, 0.525])
-    np.testing.assert_allclose(tasks.context_box(box, 1.0, True), [0.2, 0.35, 0.4, 0.55])
+    np.testing.assert_allclose(scenes.context_box(box, 1.0, False), box, atol=1e-7)
+    np.testing.assert_allclose(scenes.context_box(box, 1.5, False), [0.15, 0.375, 0.45, 0.525])
+    np.testing.assert_allclose(scenes.context_box(box, 1.0, True), [0.2, 0.35, 0.4, 0.55])
 
 
 def test_object_in_box_renders_each_objects_box_with_its_class():
@@ -271,7 +271,7 @@ def test_scene_tasks_render_the_scenes_options(name):
     scene = scenes.SceneSource("test", 6, 32, 0, **SCENE_OPTIONS)[0]
     box = np.array([0.0, 0.0, 1.0, 1.0], np.float32)
     if name == "object_in_box":
-        box = tasks.context_box(scene["boxes"][0], 1.25, True)
+        box = scenes.context_box(scene["boxes"][0], 1.25, True)
     expected = normalize(render(scene["image"], jnp.asarray(box), 16))
     np.testing.assert_allclose(images[0], expected, atol=1e-5)
 

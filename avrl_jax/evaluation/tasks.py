@@ -87,9 +87,6 @@ class ProbeSplit:
 # Rendering helpers.
 
 
-context_box = scenes.context_box  # the box view's geometry, shared with the data
-
-
 @functools.partial(jax.jit, static_argnums=2)
 def _render_views(canvases: jax.Array, boxes: jax.Array, out_size: int) -> jax.Array:
     """uint8[b, S, S, 3], f32[b, 4] -> normalised f32[b, out, out, 3]."""
@@ -175,7 +172,7 @@ def object_in_box_task(
     def items() -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
         for i, count in enumerate(counts):
             scene = source[i]
-            boxes = context_box(scene["boxes"][:count], context, square)
+            boxes = scenes.context_box(scene["boxes"][:count], context, square)
             for k in range(count):
                 yield scene["image"], boxes[k], int(scene["classes"][k])
 
