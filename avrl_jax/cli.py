@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 from absl import app, flags
 
-from avrl_jax import allocator, console, paths
+from avrl_jax import console, paths
 from avrl_jax.errors import UserError
 from avrl_jax.stop_signals import StoppedBySignal
 
@@ -132,5 +132,4 @@ def run(main: Callable[[list[str]], None]) -> None:
             raise
 
     paths.configure_storage_emulator()  # environment only: before any storage is touched
-    allocator.keep_pages()  # XLA's temporaries reuse their pages (AVRL_KEEP_PAGES=0: off)
     app.run(guarded, flags_parser=_parse_flags)

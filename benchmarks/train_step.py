@@ -35,7 +35,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from avrl_jax import accelerators, allocator, sharding
+from avrl_jax import accelerators, sharding
 from avrl_jax.objectives.registry import make_objective
 from avrl_jax.train import build_trainer, make_streams
 
@@ -50,13 +50,6 @@ _SWEEP = flags.DEFINE_multi_string(
     "sweep", None, "NAME=V1,V2,...: batch, views (per bootstrap image) or resolution (px)."
 )
 _OUT = flags.DEFINE_string("out", "benchmarks/results", "Where --sweep writes sweep.md/.png.")
-_ALLOCATOR = flags.DEFINE_list(
-    "allocator",
-    ["keep_pages"],
-    "Host malloc settings to measure, in order: keep_pages (the project's, avrl_jax/allocator.py) "
-    "and/or glibc's default; 'default,keep_pages' compares them in one run.",
-)
-ALLOCATORS = ("default", "keep_pages")
 
 
 def best_seconds(fn, repeats: int) -> float:
@@ -258,28 +251,10 @@ def main(argv):
     print(f"{jnp.dtype(dtype).name} matmul peak ({_MATMUL_SIZE.value}^3): {peak / 1e9:.1f} GFLOP/s")
     if published:
         print(f"published bf16 peak: {published / 1e12:.0f} TFLOP/s per device (MFU against it)")
-    allocators = _ALLOCATOR.value
-    if (
-        not allocators
-        or any(a not in ALLOCATORS for a in allocators)
-        or allocators[0] == "keep_pages"
-        and len(allocators) > 1
-    ):
-        sys.exit(
-            f"error: --allocator={','.join(allocators)}: want default, keep_pages or "
-            "default,keep_pages (glibc's setting cannot be restored once pages are kept)"
-        )
     if _SWEEP.value:
-        if allocators != ["default"]:
-            allocator.keep_pages(True)
         run_sweeps(config, parse_sweeps(_SWEEP.value), _STEPS.value, peak, _OUT.value)
         return
-    results = {}
-    for name in allocators:
-        if name == "keep_pages" and not allocator.keep_pages(True):
-            print("keep_pages: not glibc, nothing to set; measured with the C library's default")
-        for step, r in measure_pair(config, _STEPS.value).items():
-            results[f"{step}, {name}" if len(allocators) > 1 else step] = r
+    results = measure_pair(config, _STEPS.value)
     groups = make_objective(config).crop_groups()
     crops = " + ".join(f"{g.count} x {g.size}px" for g in groups)
     print(
@@ -288,16 +263,15 @@ def main(argv):
         f"{config.objective.base}: {config.annotation_batch_size} annotation images x "
         f"({crops}) crops + {config.bootstrap_batch_size} x {config.env.num_views} bootstrap"
     )
-    width = max(16, *(len(name) + 2 for name in results))
     header = (
-        f"{'step':<{width}}{'ms':>9}{'img/s':>9}{'views/s':>9}{'GFLOP':>9}{'GFLOP/s':>9}"
+        f"{'step':<16}{'ms':>9}{'img/s':>9}{'views/s':>9}{'GFLOP':>9}{'GFLOP/s':>9}"
         f"{'of peak':>9}{'compile s':>10}{'RSS GiB':>9}{'faults/step':>12}"
     )
     print(header + (f"{'MFU':>9}" if published else ""))
     for name, r in results.items():
         # XLA's FLOPs are those of one device's program: the per-device rate.
         line = (
-            f"{name:<{width}}{r['step_ms']:>9.1f}{r['images_per_sec']:>9.1f}{r['views_per_sec']:>9.1f}"
+            f"{name:<16}{r['step_ms']:>9.1f}{r['images_per_sec']:>9.1f}{r['views_per_sec']:>9.1f}"
             f"{r['gflop_per_step']:>9.2f}{r['gflop_per_sec']:>9.1f}"
             f"{r['gflop_per_sec'] * 1e9 / peak:>9.1%}{r['compile_s']:>10.1f}"
             f"{r['peak_rss_gib']:>9.2f}{r['page_faults_per_step']:>12.0f}"
@@ -305,16 +279,7 @@ def main(argv):
         if published:
             line += f"{accelerators.mfu(r['gflop_per_sec'] * 1e9, published):>9.1%}"
         print(line)
-    print(
-        "RSS: the process's high-water mark after each step was measured (base-only first; with "
-        "two allocators the second's includes the first's)."
-    )
-    if len(allocators) > 1:
-        for step in ("base-only step", "AB step"):
-            ratio = (
-                results[f"{step}, default"]["step_ms"] / results[f"{step}, keep_pages"]["step_ms"]
-            )
-            print(f"{step}: glibc default / keep_pages time = {ratio:.2f}x")
+    print("RSS: the process's high-water mark after each step was measured (base-only first).")
 
 
 if __name__ == "__main__":
