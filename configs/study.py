@@ -113,7 +113,8 @@ pretraining and probe; 1000 steps x 32 images, fewshot_eval and image summaries 
   lr 3e-3 10.0, patch 4 8.1, depth 2 8.4: at the prior still. A plain 4-layer CNN (3x3 convs,
   LN, GELU, mean pool; a throwaway script) stays at the prior's loss until step ~400 and reaches
   19.4 at step 1000 (default scenes). On the easy scenes the conv/gap ViT takes off at step
-  ~300 and reaches 25.8 at 600. So the default scenes are hard even with labels at this budget;
+  ~300 (the throwaway script's curve) and reaches 24.9 at 600 (`supervised_bound.py --steps 600
+  --pool gap --task background_contrast=0.3 --task max_overlap=0.1`; loss 2.23). So the default scenes are hard even with labels at this budget;
   the easy ones are learnable.
 - SimCLR base only, easy scenes: 9.0 vs 9.9 (base/loss 2.765 of ln 63 = 4.14). With strong
   colour augmentation (jitter p 1, hue 0.5, saturation 0.8, grayscale 0.5, crops 0.08-1): NT-Xent
@@ -133,7 +134,7 @@ pretraining and probe; 1000 steps x 32 images, fewshot_eval and image summaries 
 So neither the view's scale (the probe's own views) nor the colour and background shortcuts
 keep SimCLR and DINO at chance: at 1,000 steps x 32 images they learn no class information on
 these objects at all, where labels on the same views need ~300 steps to leave the prior and
-600 to reach 25.8 (easy scenes, above). Self-supervision is far slower than that here, and the
+600 to reach 24.9 (easy scenes, above). Self-supervision is far slower than that here, and the
 budget of a 100-minute study on 2 CPU cores (~1,000 steps per run) does not reach where it
 starts to pay. Next: longer runs on an accelerator (the `:core` grid at 10-30k steps), or a
 probe target that a self-supervised encoder reaches within this budget.
