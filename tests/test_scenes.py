@@ -288,5 +288,9 @@ def test_object_view_source_is_the_probes_box_view():
         assert item["label"] == scene["classes"][k]
         chosen.add(k)
     assert len(chosen) > 1  # not always the first object
+    from avrl_jax.data import pipeline  # the name configs use: data.name="object_views"
+
+    named = pipeline.make_source("object_views", "train", num_scenes=12, max_objects=3)
+    np.testing.assert_array_equal(named[3]["image"], source[3]["image"])
     with pytest.raises(ValueError, match="context must be >= 1"):
         scenes.ObjectViewSource("train", 4, context=0.5)
