@@ -114,8 +114,8 @@ pretraining and probe; 1000 steps x 32 images, fewshot_eval and image summaries 
   LN, GELU, mean pool; a throwaway script) stays at the prior's loss until step ~400 and reaches
   19.4 at step 1000 (default scenes). On the easy scenes the conv/gap ViT takes off at step
   ~300 (the throwaway script's curve) and reaches 24.9 at 600 (`supervised_bound.py --steps 600
-  --pool gap --task background_contrast=0.3 --task max_overlap=0.1`; loss 2.23). So the default scenes are hard even with labels at this budget;
-  the easy ones are learnable.
+  --pool gap --task background_contrast=0.3 --task max_overlap=0.1`; loss 2.23). So the
+  default scenes are hard even with labels at this budget; the easy ones are learnable.
 - SimCLR base only, easy scenes: 9.0 vs 9.9 (base/loss 2.765 of ln 63 = 4.14). With strong
   colour augmentation (jitter p 1, hue 0.5, saturation 0.8, grayscale 0.5, crops 0.08-1): NT-Xent
   stayed at chance (4.13-4.14) for 325 steps; stopped there.
