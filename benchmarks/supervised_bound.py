@@ -8,7 +8,8 @@ lists what it gave).
 
 Prints one JSON line: test accuracy (%), the mean training loss of the last 100 steps (the
 class prior's entropy is 2.94), seconds. The encoder is configs/default.py's (ViT-Ti/8, depth
-4, 32 px) with `--stem`; AdamW with warmup and cosine decay, weight decay 0.05, random flips.
+4, 32 px, CLS pooling) unless `--stem`, `--pool`, `--patch_size` or `--depth` say otherwise;
+AdamW with warmup and cosine decay, weight decay 0.05, random flips.
 """
 
 from __future__ import annotations
