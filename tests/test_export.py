@@ -302,7 +302,12 @@ def test_load_encoder_embed_equals_the_probe_feature_path(workdir):
     assert pooled.dtype == tokens.dtype == np.float32
     np.testing.assert_allclose(pooled, probe.pooled, atol=1e-5, rtol=0)
     np.testing.assert_allclose(tokens, probe.tokens, atol=1e-5, rtol=0)
-    np.testing.assert_array_equal(encoder.embed(images[:2], batch_size=4), pooled[:2])
+    # The same batch shape gives the same bits whatever the other rows hold: image 4 went
+    # through the 5-image call with zero padding ([4, 0, 0, 0]), here beside images 1-3.
+    # Another batch shape (2 images run as a batch of 2) runs other XLA kernels: equal up to
+    # float32 round-off.
+    np.testing.assert_array_equal(encoder.embed(images[1:], batch_size=4), pooled[1:])
+    np.testing.assert_allclose(encoder.embed(images[:2], batch_size=4), pooled[:2], atol=1e-6)
 
 
 def test_import_avrl_jax_does_not_import_jax():

@@ -25,6 +25,7 @@ from avrl_jax.models import (
     vit_config,
 )
 from avrl_jax.models.heads import clamp_temperatures
+from avrl_jax.models.vit import attention, self_attention
 
 IMAGE, PATCH = 16, 8  # 4 patches
 VOCAB, T = 11, 4
@@ -429,3 +430,24 @@ def test_vit_conv_stem_keeps_the_token_grid_and_sees_local_structure():
             ViT(variant="mu", patch_size=patch, image_size=12, stem="conv", rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="model.encoder.stem='pixels'"):
         ViT(variant="mu", patch_size=8, image_size=32, stem="pixels", rngs=nnx.Rngs(0))
+
+
+def test_head_major_self_attention_equals_the_nnx_layer_in_values_and_gradients():
+    layer = attention(64, 4, rngs=nnx.Rngs(0))
+    x = jax.random.normal(jax.random.key(1), (3, 5, 64))
+    readout = jax.random.normal(jax.random.key(2), (3, 5, 64))
+    graphdef, params = nnx.split(layer)
+
+    def loss(p, x, ours):
+        module = nnx.merge(graphdef, p)
+        return jnp.sum(jnp.tanh(self_attention(module, x) if ours else module(x)) * readout)
+
+    grad = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)), static_argnums=2)
+    (value, (d_params, d_x)), (value_ours, (d_params_ours, d_x_ours)) = (
+        grad(params, x, False),
+        grad(params, x, True),
+    )
+    np.testing.assert_allclose(value_ours, value, rtol=1e-5)
+    np.testing.assert_allclose(d_x_ours, d_x, rtol=1e-4, atol=1e-5)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+                 d_params_ours, d_params)  # fmt: skip

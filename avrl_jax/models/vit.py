@@ -133,6 +133,30 @@ def attention(
     )
 
 
+def self_attention(attn: nnx.MultiHeadAttention, x: jax.Array) -> jax.Array:
+    """`attn(x)` (unmasked self-attention, no dropout) with the heads as a leading batch axis.
+
+    The same parameters and values as nnx's layer, a different layout: queries, keys and values
+    are `[N, H, L, d]`, so every attention dot and its backward has its batch axes (N, H)
+    first, and XLA:CPU runs them as plain batched matmuls; nnx's `[N, L, H, d]` layout makes
+    the backward emit `[N, H, d, L]` dots and transposes that run far below the matmul peak
+    at 224 px (README "Benchmark").
+    """
+    dtype = attn.dtype or x.dtype
+    x = x.astype(dtype)
+
+    def heads(layer: nnx.LinearGeneral) -> jax.Array:  # [N, L, D] -> [N, H, L, d]
+        bias = layer.bias[...].astype(dtype)[None, :, None, :]
+        return jnp.einsum("nld,dhe->nhle", x, layer.kernel[...].astype(dtype)) + bias
+
+    q, k, v = heads(attn.query), heads(attn.key), heads(attn.value)
+    q = q / jnp.sqrt(q.shape[-1]).astype(dtype)
+    weights = jax.nn.softmax(jnp.einsum("nhqe,nhke->nhqk", q, k), axis=-1).astype(dtype)
+    out = jnp.einsum("nhqk,nhke->nhqe", weights, v)
+    kernel = attn.out.kernel[...].astype(dtype)
+    return jnp.einsum("nhqe,hed->nqd", out, kernel) + attn.out.bias[...].astype(dtype)
+
+
 class EncoderBlock(nnx.Module):
     """Pre-LN Transformer block: `x + MHA(LN(x))`, then `x + MLP(LN(x))`."""
 
@@ -146,7 +170,8 @@ class EncoderBlock(nnx.Module):
 
     def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
         """`[N, L, D] -> [N, L, D]`; mask: bool `[N, 1, L, L]`, True where attention may look."""
-        x = x + self.attn(self.norm1(x), mask=mask)
+        h = self.norm1(x)
+        x = x + (self_attention(self.attn, h) if mask is None else self.attn(h, mask=mask))
         return x + self.mlp(self.norm2(x))
 
 
