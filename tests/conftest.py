@@ -37,6 +37,13 @@ SLOW_FILES_FIRST = (
 )
 
 
+def pytest_configure(config):
+    # xdist's loadfile scheduler re-sorts the files by their number of tests (most first)
+    # unless told not to, which sent these few-test, slow files last; keep the order above.
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
 def pytest_collection_modifyitems(items):
     rank = {name: i for i, name in enumerate(SLOW_FILES_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order in a file

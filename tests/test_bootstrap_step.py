@@ -62,8 +62,12 @@ def test_no_gradient_reaches_the_target_network_and_the_check_catches_a_missing_
     target_params = perturb(state.target_params)  # target != online, as after training
 
     def target_gradient():
-        grad = jax.grad(
-            lambda t: compute_losses(graphdef, config, state.params, t, state.extras, batch)[0]
+        # Jitted (one compile instead of op-by-op dispatch); a new function each call, so the
+        # second call is traced again and sees the patched stop_gradient.
+        grad = jax.jit(
+            jax.grad(
+                lambda t: compute_losses(graphdef, config, state.params, t, state.extras, batch)[0]
+            )
         )(target_params)
         return max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(grad))
 
@@ -254,8 +258,10 @@ def test_value_head_starts_calibrated_on_the_default_config():
     # Cosine logits with a learned temperature: at initialisation Q is near uniform.
     config = default.get_config()
     graphdef, state, batch = setup(config)
-    nets = run_networks(graphdef, config, state.params, state.target_params, batch)
-    q = jax.nn.softmax(nets.online.q_logits, axis=-1)
+    q_logits = jax.jit(lambda p, t, b: run_networks(graphdef, config, p, t, b).online.q_logits)(
+        state.params, state.target_params, batch
+    )
+    q = jax.nn.softmax(q_logits, axis=-1)
     entropy = -np.sum(np.asarray(q) * np.log(np.asarray(q)), axis=-1).mean()
     num = q.shape[-1]
     assert num == config.annotation_batch_size
