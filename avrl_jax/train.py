@@ -87,6 +87,17 @@ def shard_state_like(config, mesh, state):
     )
 
 
+# XLA:CPU's default instruction schedule favours running independent ops at once and keeps more
+# of the step's temporaries alive together; the memory-optimised one gave ViT-S/16's forward and
+# backward at 224 px 27% less temporary memory in the same time (README "Benchmark").
+CPU_COMPILER_OPTIONS = {"xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"}
+
+
+def update_compiler_options(mesh) -> dict[str, str]:
+    """XLA options of the update step's compilation: CPU_COMPILER_OPTIONS on CPU meshes."""
+    return dict(CPU_COMPILER_OPTIONS) if mesh.devices.flat[0].platform == "cpu" else {}
+
+
 def jit_update(config, mesh, graphdef, optimizer, state_sharding) -> Callable:
     """The update step, jitted with explicit shardings; the input state is donated."""
     return jax.jit(
@@ -94,6 +105,7 @@ def jit_update(config, mesh, graphdef, optimizer, state_sharding) -> Callable:
         in_shardings=(state_sharding, sharding.batch_sharding(mesh)),
         out_shardings=(state_sharding, sharding.replicated(mesh)),
         donate_argnums=0,
+        compiler_options=update_compiler_options(mesh),
     )
 
 
