@@ -101,7 +101,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     c.model = ml_collections.ConfigDict()
     # dtype="bfloat16" computes the encoder in bfloat16; remat=True recomputes its activations
-    # in the backward pass (less memory, ~1/5 more encoder FLOPs). Both for large batches.
+    # in the backward pass (~1/5 more encoder FLOPs; less memory on accelerators, while on
+    # XLA:CPU the peak was measured unchanged: README "Benchmark"). Both for large batches.
     c.model.encoder = dict(
         variant="Ti", patch_size=8, depth=4, pool="cls", dtype="float32", remat=False, stem="patch"
     )
