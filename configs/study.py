@@ -138,6 +138,33 @@ these objects at all, where labels on the same views need ~300 steps to leave th
 budget of a 100-minute study on 2 CPU cores (~1,000 steps per run) does not reach where it
 starts to pay. Next: longer runs on an accelerator (the `:core` grid at 10-30k steps), or a
 probe target that a self-supervised encoder reaches within this budget.
+Fifth round (2026-12-07; "easy" scenes and conv/gap as in the fourth round, object_views data).
+Was it a bug, given that labels in the trainer never left the prior while the supervised
+bound learns the same views? No, measured:
+- `:labels,base_only` on object_views, crops 0.9-1, 800 steps: base/loss 2.93 at step 800
+  (base/accuracy 6%). `benchmarks/supervised_bound.py --steps 800 --pool gap` on the probe's
+  5000 views: 31.5% test (train loss 1.89); on 25,600 views seen once (`--num_train 25600`):
+  29.7% (2.13); with the trainer's own head (MLP 512 -> 128, unit norm, cosine logits, learned
+  temperature 10, class table) in place of the linear one: 24.5% (2.24); fed the trainer's own
+  crops of object_views (`train_step.annotation_crops`): 24.2% (2.34). The data stream, the
+  labels (checked on a rendered batch), the crops and the head all learn outside the trainer.
+- The trainer's model and loss (`compute_losses`) in a plain AdamW loop: the same plateau at
+  the prior (2.95 at step 400); with a freshly built ViT + head on the same stream: 2.95 at
+  step 600; both on a fixed set of 8,000 views: leave the prior at step ~450 (2.77 / 2.76 at
+  step 800). So nothing in the trainer is wrong: the objective sits on a plateau at the class
+  prior for 400+ steps, and how long depends on the data order and the init (the third
+  round's seed-by-seed take-off).
+- What shortens the plateau (fresh ViT + head, stream data, train loss per 100 steps at step
+  600): nothing 2.95; batch-centring and -scaling the pooled features before the head (what
+  BN in SimCLR's projection head does) 2.75; grayscale inputs 2.95; both 2.15 (off the prior
+  by step 200). At init the conv stem's pooled features of different views have mean cosine
+  0.78 (the patch stem's 0.31): a shared component that the cosine head sees as one query.
+- SimCLR base only with that batch-centring in the head, 1000 steps: base/loss 2.09 on the
+  easy scenes (2.77 without) and 2.03 on object_views (2.35 without), but object_in_box
+  linear 11.0 and 12.8 (random init 9.9); with hue 0.5 (p 1) and grayscale 0.5 as well:
+  11.2 and 9.0 (base/loss 3.50 / 3.62). Faster instance discrimination, no class information.
+So the fifth round finds no bug and no regime; the head's batch-centring is not in the code
+(one seed, within the probe's noise of ~1 point).
 """
 
 import ml_collections
