@@ -21,8 +21,8 @@ from avrl_jax.env.boxes import candidate_grid, sample_views
 from avrl_jax.env.render import normalize, render
 from avrl_jax.env.tokens import action_token_layout, plain_action_tokens
 from avrl_jax.env.views import episode_key, sample_episode
-from avrl_jax.models.heads import clamp_temperatures
-from avrl_jax.models.params import from_plain_params
+from avrl_jax.models.heads import clamp_temperatures, use_batch_statistics
+from avrl_jax.models.params import batch_stats, from_plain_params, with_batch_stats
 from avrl_jax.objectives import bootstrap
 from avrl_jax.objectives.ema import ema_momentum, ema_update
 from avrl_jax.objectives.objective import BaseObjective, CropGroup, Outputs
@@ -234,12 +234,14 @@ def run_networks(graphdef, config, params, target_params, batch) -> Networks:
     inputs = render_inputs(config, objective, batch)
     grid = grid_tokens(config) if use_bootstrap and obj.next_actions != "views" else None
 
-    model = from_plain_params(graphdef, params)
+    # Training: BatchNorms (a projection head's, `model.head_batch_norm`) normalise with the
+    # batch's statistics, in both networks (as BYOL's and DINO's teachers do).
+    model = use_batch_statistics(from_plain_params(graphdef, params))
     # Without AB's target network (the ablation) the online network scores the grid too.
     online = forward(model, objective, inputs, ann, None if config.ema.enabled else grid)
     ema_model = ema_out = None
     if uses_ema_network(config, objective):
-        ema_model = from_plain_params(graphdef, target_params)
+        ema_model = use_batch_statistics(from_plain_params(graphdef, target_params))
         ema_out = jax.lax.stop_gradient(forward(ema_model, objective, inputs, ann, grid))
     teacher = None
     if objective.uses_teacher:
@@ -254,7 +256,8 @@ def run_networks(graphdef, config, params, target_params, batch) -> Networks:
 
 
 def compute_losses(graphdef, config, params, target_params, extras, batch, step=0):
-    """Total loss, metrics and the objective's next extras. Gradients flow into `params` only.
+    """(loss, (metrics, the objective's next extras, the online network's new BatchNorm
+    running statistics)). Gradients flow into `params` only.
 
     batch: {"annotation": {"image", "index", [label | caption_bytes]},
             "bootstrap": {"image", "index"} (absent when objective.ab_weight == 0)}.
@@ -289,7 +292,7 @@ def compute_losses(graphdef, config, params, target_params, extras, batch, step=
         metrics["ab/loss"] = ab_loss
         metrics["ab/temperature"] = model.ab_temperature()
     metrics["loss"] = loss
-    return loss, (metrics, objective.update_extras(extras, nets.teacher))
+    return loss, (metrics, objective.update_extras(extras, nets.teacher), batch_stats(model))
 
 
 def micro_batches(batch, count: int):
@@ -305,24 +308,21 @@ def accumulated_gradients(grad_fn, params, batch, count: int):
     """Gradient accumulation (`optimizer.accumulate_steps`): the mean gradient and metrics of
     `count` micro-batches, computed one after another (`lax.scan`), so the activations of one
     micro-batch at a time are held. Every micro-batch sees the step's parameters, target
-    network and objective state; the new objective state is the mean of the micro-batches'
-    (for DINO's centre, an EMA of the teacher's mean output, that is the whole batch's). For a
+    network and objective state; the new objective state and BatchNorm running statistics are
+    the means of the micro-batches' (for DINO's centre, an EMA of the teacher's mean output,
+    that is the whole batch's; BN statistics are each micro-batch's). For a
     loss that is a mean over examples the gradient is the whole batch's; contrastive losses
     see their negatives within a micro-batch only.
     """
 
     def body(grads_sum, micro):
-        (_, (metrics, micro_extras)), grads = grad_fn(params, micro)
-        return jax.tree.map(jnp.add, grads_sum, grads), (metrics, micro_extras)
+        (_, aux), grads = grad_fn(params, micro)
+        return jax.tree.map(jnp.add, grads_sum, grads), aux
 
     zeros = jax.tree.map(jnp.zeros_like, params)
-    grads, (metrics, extras) = jax.lax.scan(body, zeros, micro_batches(batch, count))
+    grads, aux = jax.lax.scan(body, zeros, micro_batches(batch, count))
     mean = lambda x: jnp.mean(x, axis=0).astype(x.dtype)  # noqa: E731
-    return (
-        jax.tree.map(lambda g: g / count, grads),
-        jax.tree.map(mean, metrics),
-        jax.tree.map(mean, extras),
-    )
+    return (jax.tree.map(lambda g: g / count, grads), *jax.tree.map(mean, aux))
 
 
 def make_update_step(graphdef, config, optimizer: optax.GradientTransformation) -> Callable:
@@ -333,7 +333,8 @@ def make_update_step(graphdef, config, optimizer: optax.GradientTransformation) 
     accumulate = int(config.optimizer.get("accumulate_steps", 1) or 1)
 
     def gradients(state: TrainState, batch):
-        """(grads, metrics, extras) of the whole batch, or of its micro-batches in turn."""
+        """(grads, metrics, extras, BN statistics) of the whole batch, or of its micro-batches
+        in turn."""
         grad_fn = jax.value_and_grad(
             lambda p, b: compute_losses(
                 graphdef, config, p, state.target_params, state.extras, b, state.step
@@ -341,15 +342,16 @@ def make_update_step(graphdef, config, optimizer: optax.GradientTransformation) 
             has_aux=True,
         )
         if accumulate == 1:
-            (_, (metrics, extras)), grads = grad_fn(state.params, batch)
-            return grads, metrics, extras
+            (_, aux), grads = grad_fn(state.params, batch)
+            return grads, *aux
         return accumulated_gradients(grad_fn, state.params, batch, accumulate)
 
     def update(state: TrainState, batch) -> tuple[TrainState, dict]:
-        grads, metrics, extras = gradients(state, batch)
+        grads, metrics, extras, stats = gradients(state, batch)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         updates = objective.mask_updates(updates, state.step)
         params = clamp_temperatures(optax.apply_updates(state.params, updates))
+        params = with_batch_stats(params, stats)  # no gradient: the forward pass sets them
         momentum = ema_momentum(
             state.step,
             base=config.ema.momentum,

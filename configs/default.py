@@ -112,6 +112,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.text = dict(width=128, depth=2, num_heads=4, mlp_dim=256, max_len=64)  # clip
     c.model.embed_dim = 128
     c.model.head_hidden_dim = 512
+    # BatchNorm (batch statistics in training, running ones otherwise) on the input of the image
+    # projection heads, the base query g and SimCLR's crop embedding, as in SimCLR's head.
+    c.model.head_batch_norm = False
 
     c.objective = ml_collections.ConfigDict()
     c.objective.base = "simclr"

@@ -49,7 +49,7 @@ def rewards_and_targets(graphdef, config, params, target_params, extras, batch):
 def loss_of(graphdef, config, state, batch, params=None, target_params=None):
     params = state.params if params is None else params
     target_params = state.target_params if target_params is None else target_params
-    _, (metrics, _) = compute_losses(graphdef, config, params, target_params, state.extras, batch)
+    _, (metrics, *_) = compute_losses(graphdef, config, params, target_params, state.extras, batch)
     return jax.device_get(metrics)
 
 

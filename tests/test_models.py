@@ -24,7 +24,8 @@ from avrl_jax.models import (
     to_plain_params,
     vit_config,
 )
-from avrl_jax.models.heads import clamp_temperatures
+from avrl_jax.models.heads import clamp_temperatures, use_batch_statistics
+from avrl_jax.models.params import batch_stats, with_batch_stats
 from avrl_jax.models.vit import attention, self_attention
 
 IMAGE, PATCH = 16, 8  # 4 patches
@@ -282,6 +283,43 @@ def test_projection_head_unit_norm(num_layers):
     assert out.shape == (5, 8)
     np.testing.assert_allclose(jnp.linalg.norm(out, axis=-1), 1.0, rtol=1e-5)
     assert len(head.layers) == num_layers
+
+
+def test_projection_head_batch_norm_uses_the_batch_in_training_and_running_stats_after():
+    head = ProjectionHead(6, 16, 4, batch_norm=True, rngs=nnx.Rngs(0))
+    x = jax.random.normal(jax.random.key(0), (2, 8, 6)) * 3.0 + 1.5
+    shift = jnp.arange(6.0) * 10.0
+    # Built: the running statistics (mean 0, var 1 at init): each crop embeds alone as in a
+    # batch, and a shift shared by the batch changes the embeddings.
+    np.testing.assert_allclose(head(x[:1, :1]), head(x)[:1, :1], atol=1e-6)
+    assert np.abs(head(x + shift) - head(x)).max() > 1e-2
+    # Training: standardised over every leading axis, so the shared shift is gone ...
+    use_batch_statistics(head)
+    np.testing.assert_allclose(head(x + shift), head(x), atol=1e-4)
+    # ... and the running statistics moved towards the batch's (momentum 0.9 per call).
+    head = use_batch_statistics(ProjectionHead(6, 16, 4, batch_norm=True, rngs=nnx.Rngs(0)))
+    head(x)
+    stats = batch_stats(head)["norm"]
+    np.testing.assert_allclose(stats["mean"], 0.1 * x.reshape(-1, 6).mean(0), rtol=1e-5)
+    np.testing.assert_allclose(stats["var"], 0.9 + 0.1 * x.reshape(-1, 6).var(0), rtol=1e-5)
+    # Without batch_norm the head holds no statistics.
+    assert batch_stats(ProjectionHead(6, 16, 4, rngs=nnx.Rngs(0))) == {}
+
+
+def test_plain_params_carry_batch_stats_and_with_batch_stats_replaces_only_them():
+    head = ProjectionHead(6, 16, 4, batch_norm=True, rngs=nnx.Rngs(0))
+    graphdef, params = to_plain_params(head)
+    assert set(params["norm"]) == {"mean", "var"}
+    new = {"norm": {"mean": jnp.full(6, 2.0), "var": jnp.full(6, 4.0)}}
+    merged = with_batch_stats(params, new)
+    np.testing.assert_array_equal(merged["norm"]["mean"], 2.0)
+    assert merged["layers"] is params["layers"]
+    rebuilt = from_plain_params(graphdef, merged)  # (x - 2) / 2 at the input
+    x = jax.random.normal(jax.random.key(1), (3, 6))
+    original = from_plain_params(graphdef, params)  # mean 0, var 1: the identity
+    np.testing.assert_allclose(rebuilt(x), original((x - 2.0) / 2.0), atol=2e-5)  # eps 1e-5
+    with pytest.raises(ValueError, match="no parameter 'nrm'"):
+        with_batch_stats(params, {"nrm": {"mean": jnp.zeros(6)}})
 
 
 def test_class_embedding_unit_rows():

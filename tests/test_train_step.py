@@ -1,5 +1,7 @@
 """The update step on one device: losses fall on a fixed batch; ablation switches take effect."""
 
+import functools
+
 import jax
 import numpy as np
 import pytest
@@ -46,6 +48,33 @@ def test_losses_fall_on_a_fixed_batch(variant):
     assert any(not np.allclose(o, t) for o, t in zip(online, target, strict=False))
 
 
+def test_head_batch_norm_statistics_are_set_by_the_forward_pass_not_the_optimizer():
+    config = default.get_config("smoke")
+    config.model.head_batch_norm = True
+    mesh = sharding.make_mesh(config.mesh)
+    trainer = build_trainer(config, mesh)
+    batch = fixed_batch(config, mesh)
+    state = trainer.state
+    init = jax.device_get(state.params)
+    losses = functools.partial(compute_losses, trainer.graphdef, config)
+    _, (_, _, stats) = jax.jit(losses)(state.params, state.target_params, state.extras, batch)
+    state, metrics = trainer.update(state, batch)
+    params, target = jax.device_get((state.params, state.target_params))
+    momentum = float(metrics["ema/momentum"])
+    for path in (("base_query", "norm"), ("heads", "ab_annotations", "norm")):
+        get = lambda tree, path=path: functools.reduce(lambda t, k: t[k], path, tree)  # noqa: E731
+        np.testing.assert_array_equal(get(init)["mean"], 0.0)
+        np.testing.assert_array_equal(get(init)["var"], 1.0)
+        for name in ("mean", "var"):
+            new = get(jax.device_get(stats))[name]
+            assert np.abs(new - get(init)[name]).max() > 1e-2, (path, name)  # the batch's
+            # The state holds what the forward pass wrote (not an optimizer update of it) ...
+            np.testing.assert_allclose(get(params)[name], new, rtol=1e-4, atol=1e-6)
+            # ... and the target network the EMA of it.
+            ema = momentum * get(init)[name] + (1 - momentum) * new
+            np.testing.assert_allclose(get(target)[name], ema, rtol=1e-4, atol=1e-6)
+
+
 def test_base_only_step_has_no_bootstrap_terms():
     config = default.get_config("smoke")
     config.objective.ab_weight = 0.0
@@ -59,7 +88,7 @@ def losses(config):
     trainer = build_trainer(config, mesh)
     batch = fixed_batch(config, mesh)
     state = trainer.state
-    _, (metrics, _) = compute_losses(
+    _, (metrics, *_) = compute_losses(
         trainer.graphdef, config, state.params, state.target_params, state.extras, batch
     )
     return jax.device_get(metrics)
@@ -95,8 +124,8 @@ def test_base_only_variant_shares_everything_but_the_ab_term(variant):
     batch = fixed_batch(with_ab, mesh)
     state = trainer.state
     args = (state.params, state.target_params, state.extras, batch)
-    _, (ab_metrics, _) = compute_losses(trainer.graphdef, with_ab, *args)
-    _, (base_metrics, _) = compute_losses(trainer.graphdef, base_only, *args)
+    _, (ab_metrics, *_) = compute_losses(trainer.graphdef, with_ab, *args)
+    _, (base_metrics, *_) = compute_losses(trainer.graphdef, base_only, *args)
     np.testing.assert_allclose(ab_metrics["base/loss"], base_metrics["base/loss"], rtol=1e-5)
     np.testing.assert_allclose(base_metrics["loss"], base_metrics["base/loss"], rtol=1e-6)
     np.testing.assert_allclose(

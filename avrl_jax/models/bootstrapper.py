@@ -38,6 +38,7 @@ class AnnotationBootstrapper(nnx.Module):
         embed_dim: int,
         head_hidden_dim: int,
         query_layers: int,
+        head_batch_norm: bool,
         vocab_size: int,
         tokens_per_action: int,
         base_temperature: float,
@@ -56,7 +57,9 @@ class AnnotationBootstrapper(nnx.Module):
             rngs=rngs,
             **value_head,
         )
-        self.base_query = ProjectionHead(width, head_hidden_dim, embed_dim, query_layers, rngs=rngs)
+        self.base_query = ProjectionHead(
+            width, head_hidden_dim, embed_dim, query_layers, batch_norm=head_batch_norm, rngs=rngs
+        )
         self.heads = build_heads(width, rngs)
         self.base_temperature = Temperature(base_temperature)
         self.ab_temperature = Temperature(ab_temperature)
@@ -81,6 +84,7 @@ def build_model(config, rngs: nnx.Rngs) -> AnnotationBootstrapper:
         embed_dim=config.model.embed_dim,
         head_hidden_dim=config.model.head_hidden_dim,
         query_layers=objective.query_layers,
+        head_batch_norm=config.model.get("head_batch_norm", False),
         vocab_size=layout.vocab_size,
         tokens_per_action=layout.tokens_per_action,
         base_temperature=config.objective.base_temperature,

@@ -22,11 +22,26 @@ def l2_normalize(x: jax.Array, axis: int = -1, eps: float = 1e-6) -> jax.Array:
     return x * jax.lax.rsqrt(jnp.maximum(sq_norm, eps * eps))
 
 
+def use_batch_statistics(module: nnx.Module) -> nnx.Module:
+    """Switch every BatchNorm in `module` to the statistics of the batch it is given (training),
+    which also updates their running statistics; built modules use the running ones."""
+    module.set_attributes(use_running_average=False, raise_if_not_found=False)
+    return module
+
+
 class ProjectionHead(nnx.Module):
     """MLP `Linear-GELU-...-Linear` (`num_layers` Linears), then L2 normalisation.
 
     `f32[..., in_dim] -> f32[..., out_dim]` with unit norm. Used as the SimCLR base projection
     g(x) and as the annotation embedding psi_ab of SimCLR crops.
+
+    batch_norm: standardise the input features over the batch first (BatchNorm without scale
+    and bias: the Linear after it has both), as BN in SimCLR's projection head does. It removes
+    the component that all pooled features share at init (README "Does it work?", fifth
+    round). Over every leading axis; within `jax.jit` on a data-sharded batch that is the
+    global batch (synchronised BN). Built heads use the running statistics (momentum 0.9 per
+    call), so a single crop embeds the same in any batch; the update step switches them to
+    the batch's with `use_batch_statistics` and carries the running ones in the train state.
     """
 
     def __init__(
@@ -36,10 +51,23 @@ class ProjectionHead(nnx.Module):
         out_dim: int,
         num_layers: int = 2,
         *,
+        batch_norm: bool = False,
         rngs: nnx.Rngs,
     ):
         if num_layers < 1:
             raise ValueError(f"ProjectionHead needs num_layers >= 1, got {num_layers}")
+        self.norm = (
+            nnx.BatchNorm(
+                in_dim,
+                use_running_average=True,
+                use_scale=False,
+                use_bias=False,
+                momentum=0.9,
+                rngs=rngs,
+            )
+            if batch_norm
+            else None
+        )
         dims = [in_dim] + [hidden_dim] * (num_layers - 1) + [out_dim]
         self.layers = nnx.List(
             [
@@ -50,6 +78,8 @@ class ProjectionHead(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """`[..., in_dim] -> [..., out_dim]`, unit norm along the last axis."""
+        if self.norm is not None:
+            x = self.norm(x)
         for i, layer in enumerate(self.layers):
             if i > 0:
                 x = jax.nn.gelu(x)

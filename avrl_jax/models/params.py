@@ -12,6 +12,10 @@ blocks of an `nnx.List` are "0", "1", ...), so the dict survives an Orbax save/r
 `nnx.to_pure_dict` gives them). Inside `jax.jit` it is pure Python at trace time: the merge
 builds a module around the traced arrays, so gradients w.r.t. `params` flow through it.
 The graphdef is static (hashable, not a pytree): keep it out of the jitted state.
+
+BatchNorm running statistics (`nnx.BatchStat`) ride in the same dict: they get no gradient
+(the loss uses the batch's statistics), so the optimizer leaves them alone, and the update step
+writes the new ones (`batch_stats` of the module after its forward) with `with_batch_stats`.
 """
 
 from __future__ import annotations
@@ -44,19 +48,20 @@ def _int_keys(tree: Any) -> Any:
 def to_plain_params(module: nnx.Module) -> tuple[nnx.GraphDef, PlainParams]:
     """Split `module` into its static graphdef and a nested dict (string keys) of its arrays.
 
-    Raises ValueError if the module holds state other than `nnx.Param` (RNG streams, batch
-    statistics, caches): the train state only carries parameters.
+    Raises ValueError if the module holds state other than `nnx.Param` and `nnx.BatchStat`
+    (RNG streams, caches): the train state only carries parameters and batch statistics.
     """
     graphdef, state = nnx.split(module)
     others = [
         "/".join(map(str, path))
         for path, var in nnx.to_flat_state(state)
-        if not isinstance(var, nnx.Param)
+        if not isinstance(var, (nnx.Param, nnx.BatchStat))
     ]
     if others:
         raise ValueError(
             f"to_plain_params: {type(module).__name__} holds non-parameter state {others}; "
-            "only nnx.Param variables can be converted (build modules without stored rngs)"
+            "only nnx.Param and nnx.BatchStat variables can be converted (build modules "
+            "without stored rngs)"
         )
     return graphdef, _str_keys(nnx.to_pure_dict(state))
 
@@ -85,3 +90,21 @@ def from_plain_params(graphdef: nnx.GraphDef, params: PlainParams) -> nnx.Module
             f"missing {missing[:10]}, unexpected {extra[:10]}"
         )
     return module
+
+
+def batch_stats(module: nnx.Module) -> PlainParams:
+    """The module's BatchNorm running statistics, as a plain dict with the params' paths
+    (`{}` when it has none)."""
+    return _str_keys(nnx.to_pure_dict(nnx.state(module, nnx.BatchStat)))
+
+
+def with_batch_stats(params: PlainParams, stats: PlainParams) -> PlainParams:
+    """`params` with the leaves at `stats`'s paths replaced by `stats`'s (a new dict)."""
+    if not isinstance(stats, dict):
+        return stats
+    merged = dict(params)
+    for key, value in stats.items():
+        if key not in params:
+            raise ValueError(f"with_batch_stats: no parameter {key!r} to replace")
+        merged[key] = with_batch_stats(params[key], value)
+    return merged

@@ -18,8 +18,12 @@ SIMCLR_LOSSES = ("nt_xent", "cross_view")
 
 
 class SimCLRHeads(nnx.Module):
-    def __init__(self, width: int, hidden_dim: int, embed_dim: int, *, rngs: nnx.Rngs):
-        self.ab_annotations = ProjectionHead(width, hidden_dim, embed_dim, rngs=rngs)
+    def __init__(
+        self, width: int, hidden_dim: int, embed_dim: int, *, batch_norm: bool, rngs: nnx.Rngs
+    ):
+        self.ab_annotations = ProjectionHead(
+            width, hidden_dim, embed_dim, batch_norm=batch_norm, rngs=rngs
+        )
 
 
 class SimCLR(BaseObjective):
@@ -28,7 +32,13 @@ class SimCLR(BaseObjective):
 
     def build_heads(self, width, rngs):
         model = self.config.model
-        return SimCLRHeads(width, model.head_hidden_dim, model.embed_dim, rngs=rngs)
+        return SimCLRHeads(
+            width,
+            model.head_hidden_dim,
+            model.embed_dim,
+            batch_norm=model.get("head_batch_norm", False),
+            rngs=rngs,
+        )
 
     def embeddings(self, model, crop_features, ann_batch):
         # The second crop of each image is its annotation; the base head g embeds both sides.
