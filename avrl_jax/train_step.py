@@ -164,23 +164,29 @@ def forward(
         ],
         axis=0,
     )  # [m, Ba, D]
-    base_psi, ab_psi = objective.embeddings(model, crop_features, ann_batch)
+    # g embeds the crops and the bootstrap views in one call, so that a head BatchNorm
+    # (`model.head_batch_norm`) normalises both with the same batch statistics (the rewards
+    # compare the two) and updates its running statistics once per forward pass.
+    m, num_ann, width = crop_features.shape
+    features = crop_features.reshape(m * num_ann, width)
+    if inputs.views is not None:
+        features = jnp.concatenate([features, encoded[-1][1]], axis=0)
+    queries = model.base_query(features)
+    crop_queries = queries[: m * num_ann].reshape(m, num_ann, -1)
+    base_psi, ab_psi = objective.embeddings(model, crop_features, crop_queries, ann_batch)
     out = Outputs(
-        crop_features=crop_features,
-        crop_queries=model.base_query(crop_features),
-        base_psi=base_psi,
-        ab_psi=ab_psi,
+        crop_features=crop_features, crop_queries=crop_queries, base_psi=base_psi, ab_psi=ab_psi
     )
     if inputs.views is None:
         return out
-    patch_tokens, pooled = encoded[-1]
+    patch_tokens, _ = encoded[-1]
     b, n, q, t = inputs.tokens.shape
     tokens = inputs.tokens.reshape(b * n, q, t)
     if grid is not None:  # the grid's queries ride along: Q values of a query never mix
         tokens = jnp.concatenate([tokens, jnp.broadcast_to(grid, (b * n, *grid.shape))], axis=1)
     logits = model.value_logits(patch_tokens, tokens, ab_psi).reshape(b, n, tokens.shape[1], -1)
     return out.replace(
-        view_queries=model.base_query(pooled).reshape(b, n, -1),
+        view_queries=queries[m * num_ann :].reshape(b, n, -1),
         q_logits=logits[:, :, :q],
         grid_q_logits=logits[:, :, q:] if grid is not None else None,
     )

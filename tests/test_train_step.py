@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 
 from avrl_jax import sharding
+from avrl_jax.models.heads import use_batch_statistics
+from avrl_jax.models.params import batch_stats, from_plain_params
+from avrl_jax.objectives.registry import make_objective
 from avrl_jax.train import build_trainer, make_streams
-from avrl_jax.train_step import compute_losses
+from avrl_jax.train_step import compute_losses, forward, render_inputs
 from configs import default
 
 
@@ -73,6 +76,33 @@ def test_head_batch_norm_statistics_are_set_by_the_forward_pass_not_the_optimize
             # ... and the target network the EMA of it.
             ema = momentum * get(init)[name] + (1 - momentum) * new
             np.testing.assert_allclose(get(target)[name], ema, rtol=1e-4, atol=1e-6)
+
+
+def test_head_batch_norm_normalises_crops_and_views_together_once_per_forward():
+    # g embeds the annotation crops and the bootstrap views in one call, so the rewards compare
+    # view and annotation queries normalised alike, and the running statistics take one
+    # momentum step per forward pass; SimCLR's annotation is the crop query NT-Xent uses.
+    config = default.get_config("smoke")
+    config.model.head_batch_norm = True
+    mesh = sharding.make_mesh(config.mesh)
+    trainer = build_trainer(config, mesh)
+    batch = jax.device_get(fixed_batch(config, mesh))
+    objective = make_objective(config)
+    model = use_batch_statistics(from_plain_params(trainer.graphdef, trainer.state.params))
+    inputs = render_inputs(config, objective, batch)
+    out = forward(model, objective, inputs, batch["annotation"])
+    np.testing.assert_array_equal(out.base_psi, out.crop_queries[1])
+    _, pooled_views = model.encoder(inputs.views.reshape(-1, *inputs.views.shape[2:]))
+    width = out.crop_features.shape[-1]
+    features = np.concatenate([out.crop_features.reshape(-1, width), pooled_views])
+    running = batch_stats(model)["base_query"]["norm"]
+    momentum = model.base_query.norm.momentum
+    np.testing.assert_allclose(
+        running["mean"], (1 - momentum) * features.mean(0), rtol=1e-3, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        running["var"], momentum + (1 - momentum) * features.var(0), rtol=1e-3, atol=1e-5
+    )
 
 
 def test_base_only_step_has_no_bootstrap_terms():

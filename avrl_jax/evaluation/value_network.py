@@ -119,21 +119,22 @@ class RunValue:
                 )
             if not 0 <= index < size:
                 raise ValueError(f"annotation index {index} is outside the table [0, {size})")
-            _, psi = self.objective.embeddings(model, None, {})
+            _, psi = self.objective.embeddings(model, None, None, {})
             return psi, int(index), True
         if crop is not None:
             if self.base != "simclr":
                 raise ValueError(f"a crop names an annotation of simclr, not {self.base!r}")
             view = normalize(render(jnp.asarray(crop), jnp.asarray(FULL_BOX), self.view_size))
             _, pooled = model.encoder(view[None])
-            _, psi = self.objective.embeddings(model, jnp.stack([pooled, pooled]), {})
+            features = jnp.stack([pooled, pooled])
+            _, psi = self.objective.embeddings(model, features, model.base_query(features), {})
             return psi, 0, False
         if self.base != "clip":
             raise ValueError(f"a caption names an annotation of clip, not {self.base!r}")
         from avrl_jax.data.scenes import encode_caption
 
         batch = {"caption_bytes": jnp.asarray(encode_caption(caption))[None]}
-        _, psi = self.objective.embeddings(model, None, batch)
+        _, psi = self.objective.embeddings(model, None, None, batch)
         return psi, 0, False
 
 

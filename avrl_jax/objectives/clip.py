@@ -53,7 +53,7 @@ class CLIP(BaseObjective):
         model = self.config.model
         return TextHeads(dict(model.text), model.head_hidden_dim, model.embed_dim, rngs=rngs)
 
-    def embeddings(self, model, crop_features, ann_batch):
+    def embeddings(self, model, crop_features, crop_queries, ann_batch):
         text = model.heads.text_encoder(ann_batch["caption_bytes"])
         return model.heads.base_annotations(text), model.heads.ab_annotations(text)
 

@@ -71,7 +71,7 @@ class DINO(BaseObjective):
     def build_heads(self, width, rngs):
         return ClassHeads(self.num_annotations(), self.config.model.embed_dim, rngs=rngs)
 
-    def embeddings(self, model, crop_features, ann_batch):
+    def embeddings(self, model, crop_features, crop_queries, ann_batch):
         return model.heads.base_annotations(), model.heads.ab_annotations()
 
     def teacher_is_ema(self):

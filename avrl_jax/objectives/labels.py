@@ -29,7 +29,7 @@ class Labels(BaseObjective):
     def build_heads(self, width, rngs):
         return ClassHeads(self.num_annotations(), self.config.model.embed_dim, rngs=rngs)
 
-    def embeddings(self, model, crop_features, ann_batch):
+    def embeddings(self, model, crop_features, crop_queries, ann_batch):
         return model.heads.base_annotations(), model.heads.ab_annotations()
 
     def base_loss(self, model, online, teacher, ann_batch, extras, step):

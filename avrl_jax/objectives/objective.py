@@ -112,8 +112,9 @@ class BaseObjective:
         """The objective's annotation heads (psi of the base loss and of the value function)."""
         raise NotImplementedError
 
-    def embeddings(self, model, crop_features: jax.Array, ann_batch: dict):
-        """(base_psi f32[A, d], ab_psi f32[A, d]) of an annotation batch."""
+    def embeddings(self, model, crop_features: jax.Array, crop_queries: jax.Array, ann_batch):
+        """(base_psi f32[A, d], ab_psi f32[A, d]) of an annotation batch, given the crops'
+        features [m, Ba, D] and their base queries g(crop) [m, Ba, d]."""
         raise NotImplementedError
 
     # --- Rewards and loss ---------------------------------------------------------------

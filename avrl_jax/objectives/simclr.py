@@ -40,9 +40,10 @@ class SimCLR(BaseObjective):
             rngs=rngs,
         )
 
-    def embeddings(self, model, crop_features, ann_batch):
-        # The second crop of each image is its annotation; the base head g embeds both sides.
-        return model.base_query(crop_features[1]), model.heads.ab_annotations(crop_features[1])
+    def embeddings(self, model, crop_features, crop_queries, ann_batch):
+        # The second crop of each image is its annotation; the base head g embeds both sides
+        # (its query is the one NT-Xent uses, not a second call of g).
+        return crop_queries[1], model.heads.ab_annotations(crop_features[1])
 
     def base_loss(self, model, online: Outputs, teacher, ann_batch, extras, step):
         kind = self.objective.simclr.loss
