@@ -34,11 +34,6 @@ def study_spec(config) -> dict:
     return json.loads(json.dumps(config.to_dict(), sort_keys=True))
 
 
-def without_timings(study: Mapping[str, Any]) -> dict:
-    """study.json without its `timings`: what two studies of one config agree on."""
-    return {k: v for k, v in study.items() if k != "timings"}
-
-
 def _json_safe(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
