@@ -170,7 +170,8 @@ def forward(
     m, num_ann, width = crop_features.shape
     features = crop_features.reshape(m * num_ann, width)
     if inputs.views is not None:
-        features = jnp.concatenate([features, encoded[-1][1]], axis=0)
+        view_tokens, view_pooled = encoded[-1]
+        features = jnp.concatenate([features, view_pooled], axis=0)
     queries = model.base_query(features)
     crop_queries = queries[: m * num_ann].reshape(m, num_ann, -1)
     base_psi, ab_psi = objective.embeddings(model, crop_features, crop_queries, ann_batch)
@@ -179,12 +180,11 @@ def forward(
     )
     if inputs.views is None:
         return out
-    patch_tokens, _ = encoded[-1]
     b, n, q, t = inputs.tokens.shape
     tokens = inputs.tokens.reshape(b * n, q, t)
     if grid is not None:  # the grid's queries ride along: Q values of a query never mix
         tokens = jnp.concatenate([tokens, jnp.broadcast_to(grid, (b * n, *grid.shape))], axis=1)
-    logits = model.value_logits(patch_tokens, tokens, ab_psi).reshape(b, n, tokens.shape[1], -1)
+    logits = model.value_logits(view_tokens, tokens, ab_psi).reshape(b, n, tokens.shape[1], -1)
     return out.replace(
         view_queries=queries[m * num_ann :].reshape(b, n, -1),
         q_logits=logits[:, :, :q],
