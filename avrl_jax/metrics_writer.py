@@ -9,12 +9,35 @@ import hashlib
 import json
 import logging
 import math
+import sys
 import time
 
 import numpy as np
 
 from avrl_jax import paths
 from avrl_jax.errors import UserError
+
+
+def summary_writer(logdir: str):
+    """A tensorboardX SummaryWriter on `logdir` (a local folder or gs://...): TensorBoard event
+    files without TensorFlow.
+
+    tensorboardX imports torch at import time whenever torch is installed, only to accept torch
+    tensors; we hand it numpy arrays. Where torch is installed but not yet imported (the test
+    extra installs it for the timm export tests; many ML environments have it), that import
+    costs each run 3-7 s of start-up on this machine's CPUs, so it is kept out: while
+    tensorboardX is first imported, `import torch` fails as if torch were absent, which
+    tensorboardX handles. Anything that imports torch later gets it as usual.
+    """
+    hide_torch = "torch" not in sys.modules
+    if hide_torch:
+        sys.modules["torch"] = None  # makes `import torch` raise ImportError
+    try:
+        from tensorboardX import SummaryWriter
+    finally:
+        if hide_torch:
+            del sys.modules["torch"]
+    return SummaryWriter(logdir=logdir)
 
 
 def wandb_run_id(workdir: str) -> str:
@@ -114,12 +137,10 @@ class MetricWriter:
         if enabled and wandb is not None and wandb.get("enabled"):
             self._wandb = start_wandb(workdir, wandb, config or {})
         if enabled:
-            from tensorboardX import SummaryWriter  # Writes TensorBoard events without TF.
-
             paths.makedirs(workdir)
             # A run of its own beside the probes' (tensorboard/probe_<task>), not their parent.
             # tensorboardX writes gs:// event files itself (through google-cloud-storage).
-            self._tb = SummaryWriter(logdir=paths.join(workdir, "tensorboard", "train"))
+            self._tb = summary_writer(paths.join(workdir, "tensorboard", "train"))
             path = paths.join(workdir, "metrics.jsonl")
             drop_records_after(path, resume_step)
             self._jsonl = JsonlLog(path)

@@ -1,10 +1,12 @@
 """metrics.jsonl on resume: one consistent history, even after a record was cut short."""
 
+import importlib.util
 import json
 import logging
 import os
 
-from conftest import read_metrics
+import pytest
+from conftest import cpu_env, read_metrics, run_python
 
 from avrl_jax.metrics_writer import MetricWriter, drop_records_after
 
@@ -32,6 +34,30 @@ def test_a_record_cut_short_is_dropped_with_a_warning_not_a_crash(tmp_path, capl
     assert [r["step"] for r in records] == [2, 4, 6] and records[-1]["loss"] == 0.25
     assert "dropping lines [3]" in caplog.text and str(path) in caplog.text
     assert not (tmp_path / "metrics.jsonl.tmp").exists()
+
+
+TENSORBOARD_WITHOUT_TORCH = """
+import glob, sys
+from avrl_jax.metrics_writer import MetricWriter
+writer = MetricWriter(sys.argv[1])
+writer.write_scalars(1, {"loss": 0.5})
+writer.close()
+assert glob.glob(sys.argv[1] + "/tensorboard/train/events.out.tfevents.*")
+print("torch imported:", "torch" in sys.modules)
+import torch  # still importable afterwards
+print("torch after:", torch.__name__)
+"""
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("torch") is None, reason="torch is not installed (test extra)"
+)
+def test_tensorboard_events_are_written_without_importing_torch(tmp_path):
+    # tensorboardX imports torch whenever it is installed; a run must not pay for it.
+    result = run_python(TENSORBOARD_WITHOUT_TORCH, str(tmp_path), env=cpu_env(1))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "torch imported: False" in result.stdout
+    assert "torch after: torch" in result.stdout
 
 
 WANDB_STUB = """

@@ -9,9 +9,8 @@ import json
 import math
 from collections.abc import Mapping
 
-from tensorboardX import SummaryWriter
-
 from avrl_jax import paths
+from avrl_jax.metrics_writer import summary_writer
 
 RESULTS_FILE = "probe_results.json"
 RANDOM_INIT_KEY = "random_init"
@@ -62,7 +61,7 @@ def merge_results(workdir: str, task: str, key: str, entry: dict) -> dict:
 
 def write_tensorboard(logdir: str, step: int, metrics: Mapping[str, float]) -> None:
     """Scalars `probe/<metric>` at `step` (tensorboardX: no TensorFlow needed)."""
-    writer = SummaryWriter(logdir=logdir)
+    writer = summary_writer(logdir)
     for name, value in metrics.items():
         if math.isfinite(value):
             writer.add_scalar(f"probe/{name}", value, step)
