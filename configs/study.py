@@ -204,6 +204,20 @@ round, object_in_box linear / MAP / kNN (k=20), mean +- s.e. over seeds 0 and 1:
   steps: object_in_box 11.4/12.6/10.0; the localise probe (configs/probe_localise.py, easy
   scenes) mean IoU 0.070 (IoU >= 0.5: 2%) against a random box 0.139, the centre box 0.160, the
   whole image 0.121 and the random-init search 0.104.
+Eighth round (2026-12-07): AB with the base's own batch. AB_SimCLR + head_batch_norm with
+annotation batch 32 (SimCLR's 32 images x 2 crops) plus bootstrap batch 8 x 4 views (`:` with
+--config.annotation_batch_size=32 --config.bootstrap_batch_size=8, the same flags otherwise),
+against SimCLR + head_batch_norm of the seventh round, equal steps (3000), seeds 0 and 1,
+object_in_box linear / MAP / kNN (k=20):
+- AB: 12.4/18.2/12.3 and 17.4/16.4/11.0 -> linear 14.9 +- 2.5, MAP 17.3 +- 0.9, kNN 11.7 +- 0.7
+  (base/loss 1.57 / 1.49; SimCLR's 1.50 / 1.47).
+- Paired AB - SimCLR: linear -6.1 and +0.2 (-3.0 +- 3.2), MAP +3.5 and -1.8 (+0.9 +- 2.7), kNN
+  +1.6 and -0.6 (+0.5 +- 1.1): no difference that two seeds resolve, either way.
+- The value function learns in both (value accuracy at IoU < 0.01 0.46 / 0.28, at IoU > 0.8
+  0.68 / 0.74, of 16 annotations; ab/kl 0.21 / 0.21; target entropy 2.21 / 2.26 of 2.77;
+  action sensitivity 0.26 / 0.29). An AB step costs ~1.9x a SimCLR step here (the runs'
+  fastest logged rates 1.5-1.6 vs 2.9-3.0 steps/s; medians 0.83 vs 1.6, under other load), so
+  the wall-clock-matched base (~5,700 steps) is still to run.
 """
 
 import ml_collections
