@@ -215,10 +215,9 @@ object_in_box linear / MAP / kNN (k=20):
   +1.6 and -0.6 (+0.5 +- 1.1): no difference that two seeds resolve, either way.
 - The value function learns in both (value accuracy at IoU < 0.01 0.46 / 0.28, at IoU > 0.8
   0.68 / 0.74, of 32 annotations; ab/kl 0.21 / 0.21; target entropy 2.21 / 2.26 of ln 32 =
-  3.47;
-  action sensitivity 0.26 / 0.29). An AB step costs ~1.9x a SimCLR step here (the runs'
-  fastest logged rates 1.5-1.6 vs 2.9-3.0 steps/s; medians 0.83 vs 1.6, under other load), so
-  the wall-clock-matched base (~5,700 steps) is still to run.
+  3.47; action sensitivity 0.26 / 0.29). An AB step costs ~1.9x a SimCLR step here (the
+  runs' fastest logged rates 1.5-1.6 vs 2.9-3.0 steps/s; medians 0.83 vs 1.6, under other
+  load), so the wall-clock-matched base (~5,700 steps) is still to run.
 """
 
 import ml_collections
