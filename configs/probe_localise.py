@@ -10,7 +10,8 @@ Draw some searches: python -m avrl_jax.visualize search --workdir DIR --scene 0 
 
 Metrics: localise/mean_iou, localise/iou50 (fraction with IoU >= 0.5), localise/steps, and
 <baseline>/mean_iou, <baseline>/iou50 for random_box, centre_box, whole_image,
-random_init_search.
+random_init_search; diagnostics value_map/*, reward_map/*, reward/box_accuracy, grid_best/*
+(avrl_jax/evaluation/localise.py says what each measures).
 """
 
 import ml_collections

@@ -70,9 +70,32 @@ def test_localise_scores_a_knowing_and_a_blind_value_function():
 
         return q
 
+    def rewards(canvas, boxes):  # the object's class, likelier the more the view shows of it
+        truth, cls = by_canvas[canvas.tobytes()]
+        probs = np.full((len(boxes), 20), 0.01)
+        probs[:, cls] = np.asarray(box_iou(boxes, truth[None]))
+        probs[:, (cls + 1) % 20] = 0.5  # top class where the view misses the object
+        return probs
+
+    by_canvas = {}
+    for canvas, box, cls in objects:  # an object per canvas: the first of each scene
+        by_canvas.setdefault(canvas.tobytes(), (box, cls))
+    firsts = [o for o in objects if by_canvas[o[0].tobytes()][0] is o[1]]
+    assert len(firsts) >= 2
     blind = lambda canvas, cls: lambda s, t: np.zeros(t.shape[:2])  # noqa: E731
     metrics = localise.localise(knowing, blind, objects, max_steps=12)
     assert metrics["localise/mean_iou"] > 0.6 and metrics["localise/iou50"] > 0.8, metrics
+    # One step over the grid finds the grid's best box, which no map can beat.
+    assert metrics["value_map/mean_iou"] == pytest.approx(metrics["grid_best/mean_iou"])
+    assert metrics["grid_best/mean_iou"] > 0.6 and "reward/box_accuracy" not in metrics
+    reward_metrics = localise.reward_diagnostics(rewards, firsts)
+    grid_best = localise.baseline_ious(np.stack([box for _, box, _ in firsts]), 0)["grid_best"]
+    assert reward_metrics["reward_map/mean_iou"] == pytest.approx(np.mean(grid_best))
+    # On the tight box the class has probability 1, above the 0.5 of the decoy class.
+    assert reward_metrics["reward/box_accuracy"] == 1.0
+    uniform = lambda canvas, boxes: np.ones((len(boxes), 20))  # noqa: E731  top class: 0
+    accuracy = localise.reward_diagnostics(uniform, firsts)["reward/box_accuracy"]
+    assert accuracy == np.mean([cls == 0 for _, _, cls in firsts]) < 1
     whole = np.mean([float(box_iou(value_search.FULL_BOX, box)) for _, box, _ in objects])
     assert metrics["random_init_search/mean_iou"] == pytest.approx(whole, abs=1e-6)
     assert metrics["whole_image/mean_iou"] == pytest.approx(whole, abs=1e-6)
@@ -163,6 +186,11 @@ def test_run_value_function_is_a_probability_per_box_and_independent_of_batching
     # The probabilities of all classes sum to 1 for each move.
     total = sum(run.bind(canvas, index=k)(sources[:1], targets[:1]) for k in range(20))
     np.testing.assert_allclose(total, 1.0, atol=1e-4)
+    # The rewards Q learns from: the base head's class probabilities of each box's own view.
+    probs = run.reward_probabilities(canvas, sources)
+    assert probs.shape == (2, 20) and np.ptp(probs) > 0
+    np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(run.reward_probabilities(canvas, sources[1:]), probs[1:], atol=1e-5)
     with pytest.raises(ValueError, match="outside the table"):
         run.bind(canvas, index=20)
     with pytest.raises(ValueError, match="crop names an annotation of simclr"):
@@ -217,8 +245,10 @@ def test_localise_probe_cli(labels_workdir):
     result = run_command(cmd, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.load(open(labels_workdir / "probe_results.json"))["localise"]["6"]["metrics"]
-    for name in ("localise", *localise.BASELINES):
+    diagnostics = ("value_map", "reward_map", "grid_best")
+    for name in ("localise", *localise.BASELINES, *diagnostics):
         assert 0 <= metrics[f"{name}/mean_iou"] <= 1 and 0 <= metrics[f"{name}/iou50"] <= 1
+    assert 0 <= metrics["reward/box_accuracy"] <= 1
     assert metrics["num_test"] == 6 and "localise/mean_iou" in result.stdout
 
 

@@ -9,6 +9,14 @@ whole image, and the same search with the run's random-init network.
 Metrics (prefix "localise/" for the run's search): mean_iou, iou50 (fraction with IoU >= 0.5),
 steps (mean moves taken); "<baseline>/mean_iou" and "<baseline>/iou50" for each baseline.
 Needs a run whose annotations are the object classes (`labels` on the scenes or a curated set).
+
+Diagnostics, which tell a search that strays from a value function that does not know, and
+that from a base head that does not know (the same two IoU metrics each, over `GRID`):
+- "value_map/": the box of highest Q(class | whole image -> box), one step, no search;
+- "reward_map/": the box whose own view the base head finds most likely to show the class
+  (p(class | view), what Q's rewards are made of); "reward/box_accuracy": how often the base
+  head's top class on the object's tight box is the object's class (chance 1/20);
+- "grid_best/": the grid box nearest the object, the ceiling of both maps.
 """
 
 from __future__ import annotations
@@ -24,6 +32,9 @@ from avrl_jax.evaluation.value_search import FULL_BOX, ValueFn
 
 CENTRE_BOX = np.array([0.25, 0.25, 0.75, 0.75], np.float32)
 BASELINES = ("random_box", "centre_box", "whole_image", "random_init_search")
+# The diagnostics' candidate boxes: square, 8 x 8 centres, sides spanning the objects' scales.
+GRID = value_search.box_grid(8, (0.2, 0.3, 0.4, 0.5, 0.6, 0.8)).reshape(-1, 4)
+RewardFn = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (canvas, boxes [N, 4]) -> [N, A]
 
 
 def scene_objects(
@@ -51,19 +62,39 @@ def iou_metrics(ious: np.ndarray, prefix: str) -> dict[str, float]:
 
 
 def search_ious(
-    bind: Callable[[np.ndarray, int], ValueFn], objects, **search_options
-) -> tuple[np.ndarray, np.ndarray]:
-    """IoUs of the searched boxes with the objects' boxes, and the moves each search took."""
-    ious, steps = [], []
+    bind: Callable[[np.ndarray, int], ValueFn], objects, value_map: bool = False, **search_options
+) -> dict[str, np.ndarray]:
+    """Per object: "search" (the searched box's IoU with the object's box), "steps" (moves
+    taken) and, with `value_map`, "value_map" (the IoU of the argmax box of Q over `GRID`)."""
+    out = {"search": [], "steps": [], **({"value_map": []} if value_map else {})}
     for canvas, box, cls in objects:
-        result = value_search.search(bind(canvas, cls), FULL_BOX, **search_options)
-        ious.append(float(box_iou(result.box, box)))
-        steps.append(len(result.path) - 1)
-    return np.asarray(ious), np.asarray(steps)
+        q = bind(canvas, cls)
+        result = value_search.search(q, FULL_BOX, **search_options)
+        out["search"].append(float(box_iou(result.box, box)))
+        out["steps"].append(len(result.path) - 1)
+        if value_map:
+            best = GRID[np.argmax(value_search.value_map(q, GRID))]
+            out["value_map"].append(float(box_iou(best, box)))
+    return {name: np.asarray(values) for name, values in out.items()}
+
+
+def reward_diagnostics(rewards: RewardFn, objects) -> dict[str, float]:
+    """The base head's own localisation ("reward_map/") and its accuracy on the objects' tight
+    boxes ("reward/box_accuracy"); see the module."""
+    ious, correct = [], []
+    for canvas, box, cls in objects:
+        probs = rewards(canvas, np.concatenate([GRID, box[None]]))
+        ious.append(float(box_iou(GRID[np.argmax(probs[:-1, cls])], box)))
+        correct.append(int(np.argmax(probs[-1])) == cls)
+    return {
+        **iou_metrics(np.asarray(ious), "reward_map"),
+        "reward/box_accuracy": float(np.mean(correct)),
+    }
 
 
 def baseline_ious(boxes: np.ndarray, seed: int) -> dict[str, np.ndarray]:
-    """The IoUs of the fixed and random baselines with the objects' boxes f32[N, 4]."""
+    """The IoUs with the objects' boxes f32[N, 4] of the fixed and random baselines, and of
+    the grid box nearest each object ("grid_best")."""
     import jax
 
     n = boxes.shape[0]
@@ -72,6 +103,7 @@ def baseline_ious(boxes: np.ndarray, seed: int) -> dict[str, np.ndarray]:
         "random_box": np.asarray(box_iou(random, boxes)),
         "centre_box": np.asarray(box_iou(CENTRE_BOX[None], boxes)),
         "whole_image": np.asarray(box_iou(FULL_BOX[None], boxes)),
+        "grid_best": np.max(np.asarray(box_iou(GRID[None], boxes[:, None])), axis=1),
     }
 
 
@@ -80,18 +112,26 @@ def localise(
     random_init: Callable[[np.ndarray, int], ValueFn] | None,
     objects: list,
     seed: int = 0,
+    rewards: RewardFn | None = None,
     **search_options,
 ) -> dict[str, float]:
     """The probe's metrics (see the module) for value functions `trained` and `random_init`,
-    each `bind(canvas, class) -> ValueFn`, on `objects` [(canvas, box, class)]."""
-    ious, steps = search_ious(trained, objects, **search_options)
-    metrics = {**iou_metrics(ious, "localise"), "localise/steps": float(np.mean(steps))}
+    each `bind(canvas, class) -> ValueFn`, on `objects` [(canvas, box, class)]; the reward
+    diagnostics too when the run's `rewards` are given."""
+    ious = search_ious(trained, objects, value_map=True, **search_options)
+    metrics = {
+        **iou_metrics(ious["search"], "localise"),
+        "localise/steps": float(np.mean(ious["steps"])),
+        **iou_metrics(ious["value_map"], "value_map"),
+    }
     boxes = np.stack([box for _, box, _ in objects])
     for name, values in baseline_ious(boxes, seed).items():
         metrics.update(iou_metrics(values, name))
     if random_init is not None:
-        random_ious, _ = search_ious(random_init, objects, **search_options)
+        random_ious = search_ious(random_init, objects, **search_options)["search"]
         metrics.update(iou_metrics(random_ious, "random_init_search"))
+    if rewards is not None:
+        metrics.update(reward_diagnostics(rewards, objects))
     metrics["num_test"] = len(objects)
     return metrics
 
@@ -118,5 +158,12 @@ def localise_workdir(workdir: str, probe_config, step: int | None = None) -> tup
     objects = list(scene_objects(task.num_test, task.canvas_size, task.seed, **options))
     search = dict(max_steps=probe_config.search.max_steps, beam=probe_config.search.beam)
     bind = lambda value: lambda canvas, cls: value.bind(canvas, index=cls)  # noqa: E731
-    metrics = localise(bind(run), bind(baseline), objects, seed=probe_config.seed, **search)
+    metrics = localise(
+        bind(run),
+        bind(baseline),
+        objects,
+        seed=probe_config.seed,
+        rewards=run.reward_probabilities if run.base == "labels" else None,
+        **search,
+    )
     return run.step, metrics

@@ -14,6 +14,8 @@ t_ab <phi(x, a), psi(l)> (a cosine times the temperature), which ranks boxes the
 `RunValue.bind(canvas, annotation)` gives the ValueFn of one image: it renders every source
 box at the encoder's input size, encodes it once, and scores the moves to the target boxes
 (`env.boxes.relative_action`, tokenised without flip or jitter).
+`RunValue.reward_probabilities(canvas, boxes)` gives what Q is trained towards: the base head's
+p(l | view) of each box's view (the rewards), for a `labels` run.
 """
 
 from __future__ import annotations
@@ -100,6 +102,27 @@ class RunValue:
 
         return q
 
+    def reward_probabilities(self, canvas: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """p(l | view of each box f32[N, 4]) over the class table -> f32[N, A]: the base head's
+        likelihoods that the value function's rewards are made of (a `labels` run; computed
+        with this network's weights, where training uses the EMA target's)."""
+        if self.base != "labels":
+            raise ValueError(
+                f"reward probabilities of single views need a labels run, not {self.base!r}"
+            )
+        model = from_plain_params(self.graphdef, self.params)
+        base_psi, _ = self.objective.embeddings(model, None, None, {})
+        probs = _reward_probabilities(
+            self.graphdef,
+            self.params,
+            jnp.asarray(canvas),
+            jnp.asarray(boxes, jnp.float32),
+            base_psi,
+            objective=self.objective,
+            view_size=self.view_size,
+        )
+        return np.asarray(probs)
+
     def _annotation(self, index, crop, caption) -> tuple[jax.Array, int, bool]:
         """(psi_ab [A, d], the column of the named annotation, whether Q is a probability)."""
         given = [
@@ -148,3 +171,13 @@ def _values(graphdef, params, canvas, sources, targets, psi, *, layout, view_siz
     tokens = plain_action_tokens(relative_action(sources[:, None, :], targets), layout)
     logits = model.value_logits(patch_tokens, tokens, psi)
     return logits if divergence is None else probabilities(logits, divergence)
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "objective", "view_size"))
+def _reward_probabilities(graphdef, params, canvas, boxes, base_psi, *, objective, view_size):
+    """p(l | x) of the view of each box [N, 4] -> [N, A], as the trainer's rewards."""
+    model = from_plain_params(graphdef, params)
+    views = jax.vmap(lambda box: normalize(render(canvas, box, view_size)))(boxes)
+    _, pooled = model.encoder(views)
+    logits = objective.reward_logits(model, model.base_query(pooled), base_psi, {}, 0)
+    return probabilities(logits, objective.objective.divergence)
