@@ -227,3 +227,22 @@ def test_to_canvas_rejects_bad_shapes():
     for bad in (np.zeros((0, 5), np.uint8), np.zeros((4, 4, 5), np.uint8), np.zeros(4)):
         with pytest.raises(ValueError):
             pipeline.to_canvas(bad, 8)
+
+
+def test_curated_views_reads_labelled_object_views_of_the_training_scenes():
+    from avrl_jax.train import stream_configs
+    from configs import default
+
+    config = default.get_config("curated_views")
+    # As --config.data.source_kwargs.background_contrast=0.3 does: the annotation set follows.
+    config.data.source_kwargs.background_contrast = 0.3
+    data, _, fields = stream_configs(config)["annotation"]
+    assert data.name == "object_views" and "label" in fields
+    assert dict(data.source_kwargs) == dict(config.data.source_kwargs)
+    views = pipeline.make_source(data.name, "train", **data.source_kwargs)
+    train_scenes = pipeline.make_source(config.data.name, "train", **config.data.source_kwargs)
+    assert isinstance(views, scenes.ObjectViewSource) and len(views) == len(train_scenes)
+    for i in range(8):  # element i: one of scene i's objects, with its class
+        scene = train_scenes[i]
+        assert views[i]["label"] in scene["classes"][: int(scene["num_objects"])]
+        assert views[i]["image"].shape == scene["image"].shape
