@@ -218,6 +218,25 @@ object_in_box linear / MAP / kNN (k=20):
   3.47; action sensitivity 0.26 / 0.29). An AB step costs ~1.9x a SimCLR step here (the
   runs' fastest logged rates 1.5-1.6 vs 2.9-3.0 steps/s; medians 0.83 vs 1.6, under other
   load), so the wall-clock-matched base (~5,700 steps) is still to run.
+Ninth round (2026-12-07): the wall-clock-matched base, a gamma lever, and labels on the
+object views. Same setup and probe as the eighth round unless said.
+- SimCLR + head_batch_norm for 5,700 steps (its own cosine schedule; the AB runs' wall-clock
+  time at ~1.9x a SimCLR step): seed 0 23.5/19.0/15.5 (base/loss 1.16), seed 1 24.1/18.4/16.2
+  (1.30): linear 23.8 +- 0.3, MAP 18.7 +- 0.3, kNN 15.9 +- 0.4; 2.3x random init (10.3 +- 0.7)
+  on linear, so the issue's 2x criterion is met for SimCLR (still far below the colour-invariant
+  pixels, ~46%; DINO not re-measured). At equal wall-clock, AB (3000 steps, eighth round) -
+  SimCLR (5700), paired: linear -11.1 and -6.7 (-8.9 +- 2.2), MAP -0.8 and -2.0 (-1.4 +- 0.6),
+  kNN -3.2 and -5.2 (-4.2 +- 1.0): here AB_SimCLR is worse than its base at equal compute.
+- AB_SimCLR + head_batch_norm at gamma 0 (`:gamma0`, 32 + 8 x 4, 3000 steps), seed 0:
+  15.0/15.8/12.1 (gamma 0.5, seed 0: 12.4/18.2/12.3; SimCLR seed 0: 18.5/14.7/10.7). Its value
+  function learns more sharply than at gamma 0.5 (value accuracy 0.39 at IoU < 0.01 to 0.79
+  at IoU > 0.8; target entropy 1.64 of 3.47, all reward), but one seed resolves nothing
+  against gamma 0.5's seed-to-seed spread (12.4 and 17.4 linear), so the default stays 0.5,
+  unsupported either way.
+- Labels on the scenes' object views with bootstrapping on the scenes
+  (`configs/default.py:curated_views`, head_batch_norm, crops 0.5-1, grayscale 0.5; README
+  "Value maps"): object_in_box 41.1/35.8/33.3, 4x random init and near the colour-invariant
+  pixels (~46%); the same with the grey object images on black (`:curated`): 11.4/12.6/10.0.
 """
 
 import ml_collections
