@@ -166,8 +166,7 @@ def _values(graphdef, params, canvas, sources, targets, psi, *, layout, view_siz
     """Q from each source box [N, 4] to its targets [N, G, 4] -> [N, G, A] (probabilities,
     or logits when `divergence` is None)."""
     model = from_plain_params(graphdef, params)
-    views = jax.vmap(lambda box: normalize(render(canvas, box, view_size)))(sources)
-    patch_tokens, _ = model.encoder(views)
+    patch_tokens, _ = _encode_boxes(model, canvas, sources, view_size)
     tokens = plain_action_tokens(relative_action(sources[:, None, :], targets), layout)
     logits = model.value_logits(patch_tokens, tokens, psi)
     return logits if divergence is None else probabilities(logits, divergence)
@@ -177,7 +176,12 @@ def _values(graphdef, params, canvas, sources, targets, psi, *, layout, view_siz
 def _reward_probabilities(graphdef, params, canvas, boxes, base_psi, *, objective, view_size):
     """p(l | x) of the view of each box [N, 4] -> [N, A], as the trainer's rewards."""
     model = from_plain_params(graphdef, params)
-    views = jax.vmap(lambda box: normalize(render(canvas, box, view_size)))(boxes)
-    _, pooled = model.encoder(views)
+    _, pooled = _encode_boxes(model, canvas, boxes, view_size)
     logits = objective.reward_logits(model, model.base_query(pooled), base_psi, {}, 0)
     return probabilities(logits, objective.objective.divergence)
+
+
+def _encode_boxes(model, canvas, boxes, view_size):
+    """The encoder's (patch tokens, pooled) of the view of each box [N, 4] of `canvas`."""
+    views = jax.vmap(lambda box: normalize(render(canvas, box, view_size)))(boxes)
+    return model.encoder(views)
