@@ -2,7 +2,7 @@ r"""Probe: `localise`. For each object of the embedded test scenes, value-guided
 (greedy, or a beam) for the object's class from the whole image; the final box's IoU with the
 object's box, against a random box, the centre box, the whole image and the same search with
 the run's random-init network (avrl_jax/evaluation/localise.py). Needs a run whose annotations
-are the 20 object classes: configs/default.py:labels or :curated.
+are the 20 object classes: configs/default.py:labels, :curated or :curated_views.
 
 Run (after pretraining into DIR):
   .venv/bin/python -m avrl_jax.probe --workdir DIR --config configs/probe_localise.py

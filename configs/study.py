@@ -237,6 +237,22 @@ object views. Same setup and probe as the eighth round unless said.
   (`configs/default.py:curated_views`, head_batch_norm, crops 0.5-1, grayscale 0.5; README
   "Value maps"): object_in_box 41.1/35.8/33.3, 4x random init and near the colour-invariant
   pixels (~46%); the same with the grey object images on black (`:curated`): 11.4/12.6/10.0.
+Tenth round (2026-12-08): AB against its base where the base is labels (`:curated_views`,
+labels on the scenes' object views, bootstrapping on the scenes; head_batch_norm, crops 0.5-1,
+grayscale 0.5, 3000 steps, seed 0, the ninth round's flags and probe), and the pixel baselines
+measured on exactly this probe (3000/1000 objects, easy scenes): raw 17.5 linear / 20.2 kNN,
+colour-invariant 54.9 / 50.5 (the "~46%" above came from other probe sizes).
+- AB gamma 0 (`:curated_views,gamma0`): 51.7/52.6/47.3; gamma 0.5: 41.1/35.8/33.3; labels
+  alone (`--config.objective.ab_weight=0`): 41.9/22.7/36.6. At equal steps AB gamma 0 - labels
+  is +9.8 linear, +29.9 MAP, +10.7 kNN (one seed). base/loss at step 3000: 1.71 (gamma 0) vs
+  2.12 (alone). Decoder probe (configs/probe_decoder.py, same flags): 48.9 vs 15.2 for the
+  random init.
+- An AB step costs 2.8x a labels step here (0.476 vs 0.171 s/step over the whole runs), so the
+  equal-wall-clock base is labels alone for 8,300 steps (running).
+- Q still does not fit even its one-step targets: at step 3000 ab/kl 0.50, Q's entropy 2.77
+  against the targets' 2.26 (ln 20 = 3.00); value accuracy 0.13 (IoU < 0.01) to 0.50 (IoU >
+  0.8). Localise (README "Value maps"): search 0.115, value map 0.117 against the reward map's
+  0.314.
 """
 
 import ml_collections
