@@ -248,7 +248,10 @@ colour-invariant 54.9 / 50.5 (the "~46%" above came from other probe sizes).
   2.12 (alone). Decoder probe (configs/probe_decoder.py, same flags): 48.9 vs 15.2 for the
   random init.
 - An AB step costs 2.8x a labels step here (0.476 vs 0.171 s/step over the whole runs), so the
-  equal-wall-clock base is labels alone for 8,300 steps (running).
+  equal-wall-clock base is labels alone for 8,300 steps: 76.0/75.8/75.5 (base/loss 0.91; 1,206
+  s of training against AB gamma 0's 1,415 s), above the colour-invariant pixels; AB gamma 0 -
+  labels at equal wall-clock: -24.3 linear, -23.2 MAP, -28.2 kNN (one seed). Its localise
+  diagnostics: reward/box_accuracy 0.76, reward map 0.413 (IoU >= 0.5: 48%).
 - Q still does not fit even its one-step targets: at step 3000 ab/kl 0.50, Q's entropy 2.77
   against the targets' 2.26 (ln 20 = 3.00); value accuracy 0.13 (IoU < 0.01) to 0.50 (IoU >
   0.8). Localise (README "Value maps"): search 0.115, value map 0.117 against the reward map's
