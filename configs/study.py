@@ -252,6 +252,9 @@ colour-invariant 54.9 / 50.5 (the "~46%" above came from other probe sizes).
   s of training against AB gamma 0's 1,415 s), above the colour-invariant pixels; AB gamma 0 -
   labels at equal wall-clock: -24.3 linear, -23.2 MAP, -28.2 kNN (one seed). Its localise
   diagnostics: reward/box_accuracy 0.76, reward map 0.413 (IoU >= 0.5: 48%).
+- DINO base only with head_batch_norm (`:dino,base_only`, object_views, the same flags), 3000
+  steps, seed 0: 9.6/7.1/7.7, at random init (9.6/13.2/8.2); it collapses partly (teacher
+  marginal entropy 1.71 of ln 256 = 5.55, teacher entropy 1.11, base/loss 1.54).
 - Q still does not fit even its one-step targets: at step 3000 ab/kl 0.50, Q's entropy 2.77
   against the targets' 2.26 (ln 20 = 3.00); value accuracy 0.13 (IoU < 0.01) to 0.50 (IoU >
   0.8). Localise (README "Value maps"): search 0.115, value map 0.117 against the reward map's
