@@ -23,12 +23,12 @@ The other probes of these configs are off here; run the task's own config for th
 Metrics: decoder/accuracy (exact match of the decoded words), decoder/token_accuracy (target
 positions decoded right, end token included), decoder/train_accuracy.
 
-Expect: about 2 minutes per task on 2 CPU cores (1000 steps). Measured, configs/default.py:labels
-after 500 steps vs its random initialisation (test %): count 34.6 vs 36.6 (linear 32.6 vs 32.2,
-MAP 32.9 vs 35.6); object_in_box 8.2 vs 12.8 (linear 8.6 vs 7.3, MAP 7.4 vs 11.0). On an
-encoder that has learned the classes (configs/default.py:curated_views,gamma0, 3000 steps,
-README "Probes"; easy scenes): object_in_box 48.9 vs 15.2 (linear 51.7), count 45.8 vs
-41.3 (linear 45.9 vs 42.7).
+Expect: about 2-4 minutes per task on 2 CPU cores (1000 steps; 199-215 s on 2026-12-08).
+Measured, configs/default.py:labels after 500 steps vs its random initialisation (test %):
+count 34.6 vs 36.6 (linear 32.6 vs 32.2, MAP 32.9 vs 35.6); object_in_box 8.2 vs 12.8
+(linear 8.6 vs 7.3, MAP 7.4 vs 11.0). On an encoder that has learned the classes
+(configs/default.py:curated_views,gamma0, 3000 steps, README "Probes"; easy scenes):
+object_in_box 48.9 vs 15.2 (linear 51.7), count 45.8 vs 41.3 (linear 45.9 vs 42.7).
 """
 
 import ml_collections
